@@ -1,0 +1,272 @@
+//! Turns what a client sent into the exact bytes that will be delivered: a JSON send request
+//! becomes a MIME message (lettre's builder); an SMTP submission is checked (mail-parser) and
+//! given the headers every message must carry.
+
+use std::str::FromStr;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use postern_api::SendMessageRequest;
+
+use crate::domain::EmailAddress;
+
+/// A message ready for the queue.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub raw: Vec<u8>,
+    pub message_id: String,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub subject: Option<String>,
+}
+
+/// Why a message was refused. `code()` is the API error code.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ComposeError {
+    #[error("{field}: invalid address {value:?}: {reason}")]
+    InvalidAddress { field: &'static str, value: String, reason: String },
+    #[error("at least one recipient is required in to, cc or bcc")]
+    NoRecipients,
+    #[error("too many recipients: {0} (limit {1})")]
+    TooManyRecipients(usize, usize),
+    #[error("{0} contains a line break or control character (header injection)")]
+    HeaderInjection(String),
+    #[error("header {0:?} is set by Postern and cannot be given in headers")]
+    ReservedHeader(String),
+    #[error("invalid header name {0:?}: use printable ASCII without ':' or spaces")]
+    InvalidHeaderName(String),
+    #[error("a message needs text, html, or both")]
+    NoBody,
+    #[error("invalid tag {0:?}: tags are 1-64 printable characters, at most 10 per message")]
+    InvalidTag(String),
+    #[error("the message is not valid RFC 5322: {0}")]
+    Malformed(String),
+    #[error("could not build the message: {0}")]
+    Build(String),
+}
+
+impl ComposeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidAddress { .. } => "invalid_address",
+            Self::NoRecipients => "no_recipients",
+            Self::TooManyRecipients(..) => "too_many_recipients",
+            Self::HeaderInjection(_) => "header_injection",
+            Self::ReservedHeader(_) => "reserved_header",
+            Self::InvalidHeaderName(_) => "invalid_header_name",
+            Self::NoBody => "missing_body",
+            Self::InvalidTag(_) => "invalid_tag",
+            Self::Malformed(_) => "malformed_message",
+            Self::Build(_) => "invalid_message",
+        }
+    }
+}
+
+/// Headers that the builder writes from the structured fields.
+const RESERVED: &[&str] = &[
+    "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date", "mime-version",
+    "content-type", "content-transfer-encoding", "sender", "return-path", "received",
+];
+
+fn no_control(field: &str, v: &str) -> Result<(), ComposeError> {
+    if v.chars().any(|c| c.is_control() && c != '\t') {
+        Err(ComposeError::HeaderInjection(field.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses `a@b.c` or `Name <a@b.c>`.
+fn mailbox(field: &'static str, raw: &str) -> Result<(Mailbox, EmailAddress), ComposeError> {
+    no_control(field, raw)?;
+    let bad = |reason: String| ComposeError::InvalidAddress { field, value: raw.to_owned(), reason };
+    let mb = Mailbox::from_str(raw.trim()).map_err(|e| bad(e.to_string()))?;
+    let addr = EmailAddress::parse(&mb.email.to_string()).map_err(|e| bad(e.to_string()))?;
+    Ok((mb, addr))
+}
+
+pub fn new_message_id(hostname: &str) -> String {
+    format!("<{}@{}>", uuid::Uuid::now_v7().simple(), hostname)
+}
+
+/// Builds the MIME message for a JSON send request.
+pub fn compose(req: &SendMessageRequest, hostname: &str, max_recipients: usize) -> Result<Composed, ComposeError> {
+    let (from_mb, from_addr) = mailbox("from", &req.from)?;
+    no_control("subject", &req.subject)?;
+    let message_id = new_message_id(hostname);
+    let mut b = lettre::Message::builder()
+        .from(from_mb)
+        .subject(req.subject.clone())
+        .message_id(Some(message_id.clone()));
+
+    let mut recipients: Vec<String> = Vec::new();
+    let mut add = |addr: &EmailAddress| {
+        if !recipients.iter().any(|r| r.eq_ignore_ascii_case(addr.as_str())) {
+            recipients.push(addr.as_str().to_owned());
+        }
+    };
+    for r in &req.to {
+        let (mb, a) = mailbox("to", r)?;
+        add(&a);
+        b = b.to(mb);
+    }
+    for r in &req.cc {
+        let (mb, a) = mailbox("cc", r)?;
+        add(&a);
+        b = b.cc(mb);
+    }
+    // Bcc recipients go in the envelope only, never in a header.
+    for r in &req.bcc {
+        add(&mailbox("bcc", r)?.1);
+    }
+    if recipients.is_empty() {
+        return Err(ComposeError::NoRecipients);
+    }
+    if recipients.len() > max_recipients {
+        return Err(ComposeError::TooManyRecipients(recipients.len(), max_recipients));
+    }
+    if let Some(rt) = &req.reply_to {
+        b = b.reply_to(mailbox("reply_to", rt)?.0);
+    }
+    if req.tags.len() > 10 {
+        return Err(ComposeError::InvalidTag(format!("{} tags", req.tags.len())));
+    }
+    for t in &req.tags {
+        if t.is_empty() || t.chars().count() > 64 || t.chars().any(char::is_control) {
+            return Err(ComposeError::InvalidTag(t.clone()));
+        }
+    }
+    for (name, value) in &req.headers {
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_graphic() && c != b':') {
+            return Err(ComposeError::InvalidHeaderName(name.clone()));
+        }
+        if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ComposeError::ReservedHeader(name.clone()));
+        }
+        no_control(&format!("header {name}"), value)?;
+        let hn = HeaderName::new_from_ascii(name.clone()).map_err(|_| ComposeError::InvalidHeaderName(name.clone()))?;
+        b = b.raw_header(HeaderValue::new(hn, value.clone()));
+    }
+    let envelope_to = recipients
+        .iter()
+        .map(|r| lettre::Address::from_str(r).map_err(|e| ComposeError::Build(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let from_envelope = lettre::Address::from_str(from_addr.as_str()).map_err(|e| ComposeError::Build(e.to_string()))?;
+    b = b.envelope(lettre::address::Envelope::new(Some(from_envelope), envelope_to).map_err(|e| ComposeError::Build(e.to_string()))?);
+    let msg = match (&req.text, &req.html) {
+        (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(t.clone(), h.clone())),
+        (Some(t), None) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(t.clone())),
+        (None, Some(h)) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h.clone())),
+        (None, None) => return Err(ComposeError::NoBody),
+    }
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
+    Ok(Composed {
+        raw: msg.formatted(),
+        message_id,
+        mail_from: from_addr.as_str().to_owned(),
+        recipients,
+        subject: Some(req.subject.clone()),
+    })
+}
+
+/// Checks an SMTP-submitted message and adds the Message-ID and Date a message must carry
+/// when the client left them out.
+pub fn prepare_submission(
+    data: Vec<u8>,
+    mail_from: String,
+    recipients: Vec<String>,
+    hostname: &str,
+) -> Result<Composed, ComposeError> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(&data)
+        .ok_or_else(|| ComposeError::Malformed("no header section".into()))?;
+    if parsed.headers().is_empty() {
+        return Err(ComposeError::Malformed("no header section".into()));
+    }
+    if parsed.from().is_none() {
+        return Err(ComposeError::Malformed("no From header".into()));
+    }
+    let subject = parsed.subject().map(str::to_owned);
+    let mut prefix = String::new();
+    let message_id = match parsed.message_id() {
+        Some(id) => format!("<{id}>"),
+        None => {
+            let id = new_message_id(hostname);
+            prefix.push_str(&format!("Message-ID: {id}\r\n"));
+            id
+        }
+    };
+    if parsed.date().is_none() {
+        let now = time::OffsetDateTime::now_utc();
+        let date = now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+        prefix.push_str(&format!("Date: {date}\r\n"));
+    }
+    let raw = if prefix.is_empty() {
+        data
+    } else {
+        let mut v = prefix.into_bytes();
+        v.extend_from_slice(&data);
+        v
+    };
+    Ok(Composed { raw, message_id, mail_from, recipients, subject })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> SendMessageRequest {
+        serde_json::from_str(r#"{"from":"App <app@example.com>","to":["a@example.org"],"bcc":["hidden@example.net"],"subject":"Hi","text":"hello"}"#).unwrap()
+    }
+
+    #[test]
+    fn builds_a_message_with_bcc_only_in_the_envelope() {
+        let c = compose(&req(), "node.test", 100).unwrap();
+        let raw = String::from_utf8(c.raw).unwrap();
+        assert!(raw.contains("Message-ID: <"), "{raw}");
+        assert!(raw.contains("Subject: Hi"));
+        assert!(!raw.to_ascii_lowercase().contains("hidden@"), "{raw}");
+        assert_eq!(c.recipients, vec!["a@example.org", "hidden@example.net"]);
+        assert_eq!(c.mail_from, "app@example.com");
+    }
+
+    #[test]
+    fn refuses_injection_and_reserved_headers() {
+        let mut r = req();
+        r.subject = "Hi\r\nBcc: victim@example.com".into();
+        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "header_injection");
+        let mut r = req();
+        r.headers.insert("X-Ok".into(), "v\nInjected: yes".into());
+        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "header_injection");
+        let mut r = req();
+        r.headers.insert("Message-ID".into(), "<x@y>".into());
+        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "reserved_header");
+        let mut r = req();
+        r.headers.insert("Bad Name".into(), "v".into());
+        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "invalid_header_name");
+    }
+
+    #[test]
+    fn refuses_bad_recipients() {
+        let mut r = req();
+        r.to = vec!["not-an-address".into()];
+        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "invalid_address");
+        let mut r = req();
+        r.to.clear();
+        r.bcc.clear();
+        assert_eq!(compose(&r, "h", 100).unwrap_err(), ComposeError::NoRecipients);
+        let r = req();
+        assert_eq!(compose(&r, "h", 1).unwrap_err(), ComposeError::TooManyRecipients(2, 1));
+    }
+
+    #[test]
+    fn submission_gets_a_message_id_and_date() {
+        let c = prepare_submission(b"From: a@b.com\r\nSubject: s\r\n\r\nbody\r\n".to_vec(), "a@b.com".into(), vec![], "h").unwrap();
+        let raw = String::from_utf8(c.raw).unwrap();
+        assert!(raw.starts_with("Message-ID: <"));
+        assert!(raw.contains("\r\nDate: "));
+        assert_eq!(c.subject.as_deref(), Some("s"));
+        let err = prepare_submission(b"just text without headers".to_vec(), "a@b.com".into(), vec![], "h").unwrap_err();
+        assert_eq!(err.code(), "malformed_message");
+    }
+}

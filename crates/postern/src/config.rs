@@ -1,0 +1,429 @@
+//! `postern.toml`, with every key overridable from the environment as
+//! `POSTERN_<SECTION>_<KEY>` (top-level keys as `POSTERN_<KEY>`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://user@host/db`; default: SQLite in `data_dir`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub routes: RoutesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body (and so message), in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Submission listener; set `enabled = false` to turn it off.
+    #[serde(default = "default_smtp_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Name in the greeting and EHLO answer.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// PEM files for STARTTLS; default: the pair `postern init` writes into `data_dir`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Allow AUTH before STARTTLS from non-loopback clients (never recommended).
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// After this long without delivery a message expires (with a reason).
+    #[serde(default = "default_retry_window")]
+    pub retry_window_secs: u64,
+    /// First retry delay; doubles each attempt, with full jitter.
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base_secs: u64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_secs: u64,
+    /// Deliveries in flight at once on this node.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How long a claim is held before another node may take it over.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+    /// Largest group of accepts written in one commit.
+    #[serde(default = "default_commit_batch")]
+    pub commit_batch: usize,
+    /// How long `serve` waits for in-flight deliveries on SIGTERM.
+    #[serde(default = "default_drain")]
+    pub drain_secs: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderConfig {
+    /// Writes each delivered message as an `.eml` file.
+    File { dir: PathBuf },
+    /// Relays to an SMTP server.
+    Smtp {
+        host: String,
+        #[serde(default = "default_smtp_port")]
+        port: u16,
+        #[serde(default)]
+        tls: SmtpTls,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<SecretString>,
+        #[serde(default = "default_smtp_connections")]
+        max_connections: usize,
+        #[serde(default = "default_smtp_timeout")]
+        timeout_secs: u64,
+        /// Name sent in EHLO; default: the SMTP hostname of this node.
+        #[serde(default)]
+        hello_name: Option<String>,
+        /// Accept self-signed certificates (test relays only).
+        #[serde(default)]
+        danger_accept_invalid_certs: bool,
+    },
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    // Hand-written so credentials can never reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File { dir } => f.debug_struct("File").field("dir", dir).finish(),
+            Self::Smtp { host, port, tls, username, .. } => f
+                .debug_struct("Smtp")
+                .field("host", host)
+                .field("port", port)
+                .field("tls", tls)
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// Ordered provider names: the first healthy one wins.
+    #[serde(default = "default_route")]
+    pub default: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./postern-data")
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8025))
+}
+fn default_smtp_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2587))
+}
+fn default_hostname() -> String {
+    "localhost".into()
+}
+fn default_max_message_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_max_recipients() -> usize {
+    100
+}
+fn default_retry_window() -> u64 {
+    3 * 24 * 3600
+}
+fn default_backoff_base() -> u64 {
+    30
+}
+fn default_backoff_max() -> u64 {
+    3600
+}
+fn default_concurrency() -> usize {
+    64
+}
+fn default_lease() -> u64 {
+    300
+}
+fn default_commit_batch() -> usize {
+    512
+}
+fn default_drain() -> u64 {
+    30
+}
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_connections() -> usize {
+    16
+}
+fn default_smtp_timeout() -> u64 {
+    30
+}
+fn default_route() -> Vec<String> {
+    vec!["local".into()]
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: default_http_listen(), max_body_bytes: default_max_message_bytes() }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_smtp_listen(),
+            enabled: true,
+            hostname: default_hostname(),
+            max_message_bytes: default_max_message_bytes(),
+            max_recipients: default_max_recipients(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext_auth: false,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            retry_window_secs: default_retry_window(),
+            backoff_base_secs: default_backoff_base(),
+            backoff_max_secs: default_backoff_max(),
+            concurrency: default_concurrency(),
+            lease_secs: default_lease(),
+            commit_batch: default_commit_batch(),
+            drain_secs: default_drain(),
+        }
+    }
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        Self { default: default_route() }
+    }
+}
+
+impl Config {
+    /// Reads `path` if it exists (a missing file means all defaults), then applies
+    /// `POSTERN_*` environment overrides.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut cfg = Self::from_toml_and_env(&text, std::env::vars())
+            .with_context(|| format!("in config {}", path.display()))?;
+        if let Some(base) = path.parent().filter(|b| !b.as_os_str().is_empty()) {
+            cfg.resolve_paths(base);
+        }
+        Ok(cfg)
+    }
+
+    pub fn from_toml_and_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut root: toml::Table = toml::from_str(text)?;
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("POSTERN_") else { continue };
+            if rest == "CONFIG" || rest.starts_with("TEST_") || rest == "LOG" {
+                continue;
+            }
+            apply_env(&mut root, &rest.to_ascii_lowercase(), &v)
+                .with_context(|| format!("environment variable {k}"))?;
+        }
+        let mut cfg: Config = toml::Value::Table(root).try_into()?;
+        cfg.fill_defaults();
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Relative paths in a config file are relative to the file, not to the working directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        if let Some(p) = self.smtp.tls_cert.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.smtp.tls_key.as_mut() {
+            fix(p);
+        }
+        for p in self.providers.values_mut() {
+            if let ProviderConfig::File { dir } = p {
+                fix(dir);
+            }
+        }
+    }
+
+    /// The embedded default: a file-sink provider named `local` in `data_dir/outbox`.
+    fn fill_defaults(&mut self) {
+        if self.providers.is_empty() {
+            self.providers
+                .insert("local".into(), ProviderConfig::File { dir: self.data_dir.join("outbox") });
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.routes.default.is_empty() {
+            bail!("[routes] default must name at least one provider");
+        }
+        for p in &self.routes.default {
+            if !self.providers.contains_key(p) {
+                bail!("[routes] default names provider {p:?}, which is not defined under [providers]");
+            }
+        }
+        if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
+            bail!("[queue] concurrency and commit_batch must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("postern.db").display()))
+    }
+
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
+        (
+            self.smtp.tls_cert.clone().unwrap_or_else(|| self.data_dir.join("tls/cert.pem")),
+            self.smtp.tls_key.clone().unwrap_or_else(|| self.data_dir.join("tls/key.pem")),
+        )
+    }
+}
+
+const TOP_LEVEL: &[&str] = &["data_dir", "database_url"];
+
+/// `http_listen` → `[http] listen`; `providers_relay_host` → `[providers.relay] host`.
+fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()> {
+    let value = parse_env_value(raw);
+    if TOP_LEVEL.contains(&key) {
+        root.insert(key.to_owned(), value);
+        return Ok(());
+    }
+    let (section, rest) = key.split_once('_').context("expected POSTERN_<SECTION>_<KEY>")?;
+    let table = root
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .context("not a section")?;
+    if section == "providers" {
+        let (name, field) = rest.split_once('_').context("expected POSTERN_PROVIDERS_<NAME>_<KEY>")?;
+        let p = table
+            .entry(name)
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .context("provider is not a table")?;
+        p.insert(field.to_owned(), value);
+    } else {
+        table.insert(rest.to_owned(), value);
+    }
+    Ok(())
+}
+
+/// Numbers, booleans and arrays are read as TOML; anything else is a string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&probe) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_embedded_default() {
+        let c = Config::from_toml_and_env("", []).unwrap();
+        assert_eq!(c.http.listen.port(), 8025);
+        assert_eq!(c.smtp.listen.port(), 2587);
+        assert!(matches!(c.providers.get("local"), Some(ProviderConfig::File { .. })));
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn env_overrides() {
+        let env = [
+            ("POSTERN_HTTP_LISTEN".to_owned(), "127.0.0.1:9000".to_owned()),
+            ("POSTERN_QUEUE_CONCURRENCY".to_owned(), "7".to_owned()),
+            ("POSTERN_DATABASE_URL".to_owned(), "postgres://x@y/z".to_owned()),
+            ("POSTERN_PROVIDERS_RELAY_TYPE".to_owned(), "smtp".to_owned()),
+            ("POSTERN_PROVIDERS_RELAY_HOST".to_owned(), "127.0.0.1".to_owned()),
+            ("POSTERN_ROUTES_DEFAULT".to_owned(), r#"["relay"]"#.to_owned()),
+        ];
+        let c = Config::from_toml_and_env("", env).unwrap();
+        assert_eq!(c.http.listen.port(), 9000);
+        assert_eq!(c.queue.concurrency, 7);
+        assert_eq!(c.database_url(), "postgres://x@y/z");
+        assert!(matches!(c.providers.get("relay"), Some(ProviderConfig::Smtp { port: 25, .. })));
+    }
+
+    #[test]
+    fn unknown_keys_and_routes_to_nowhere_are_errors() {
+        let e = Config::from_toml_and_env("[http]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n", []).unwrap_err();
+        assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+        let e = Config::from_toml_and_env("[routes]\ndefault = [\"nope\"]\n", []).unwrap_err();
+        assert!(e.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let c = Config::from_toml_and_env(
+            "[providers.r]\ntype=\"smtp\"\nhost=\"h\"\npassword=\"hunter2\"\n[routes]\ndefault=[\"r\"]\n",
+            [],
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

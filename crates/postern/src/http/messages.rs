@@ -1,0 +1,167 @@
+//! `POST /v1/messages` and `GET /v1/messages/{id}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use postern_api::{AcceptStatus, MessageEvent, MessageView, RecipientStatus, SendMessageRequest, SendMessageResponse};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState};
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::compose::compose;
+use crate::store::{Inserted, NewMessage, StoreError};
+
+const SCOPE_SEND: &str = "send";
+const SCOPE_READ: &str = "read";
+
+async fn principal(st: &AppState, headers: &HeaderMap, scope: &str) -> Result<Principal, ApiError> {
+    let presented = match headers.get(axum::http::header::AUTHORIZATION) {
+        None => "",
+        Some(v) => {
+            let v = v.to_str().map_err(|_| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Authorization header is not ASCII")
+            })?;
+            v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).ok_or_else(|| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "expected Authorization: Bearer <API key>")
+            })?
+        }
+    };
+    Ok(st.keys.authenticate(presented.trim(), scope).await?)
+}
+
+fn idempotency_key(headers: &HeaderMap, req: &SendMessageRequest) -> Result<Option<String>, ApiError> {
+    let header = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| bad_idem("Idempotency-Key header is not ASCII"))?.to_owned()),
+    };
+    let key = match (header, &req.idempotency_key) {
+        (Some(h), Some(b)) if h != *b => return Err(bad_idem("Idempotency-Key header and idempotency_key differ")),
+        (h, b) => h.or_else(|| b.clone()),
+    };
+    if let Some(k) = &key {
+        if k.is_empty() || k.len() > 255 || !k.bytes().all(|c| c.is_ascii_graphic()) {
+            return Err(bad_idem("idempotency key must be 1-255 printable ASCII characters"));
+        }
+    }
+    Ok(key)
+}
+
+fn bad_idem(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_idempotency_key", msg)
+}
+
+/// Hash of the request without its idempotency key, to tell a retry from a reuse.
+fn request_hash(req: &SendMessageRequest) -> String {
+    let mut r = req.clone();
+    r.idempotency_key = None;
+    hex::encode(Sha256::digest(serde_json::to_vec(&r).unwrap_or_default()))
+}
+
+pub(super) async fn send(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<SendMessageRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<SendMessageResponse>), ApiError> {
+    let started = Instant::now();
+    let result = send_inner(&st, &headers, body).await;
+    let code = result.as_ref().map(|(s, _)| *s).unwrap_or_else(|e| e.status);
+    st.metrics.http_response("send", code.as_u16());
+    st.metrics.observe_accept(started.elapsed());
+    result
+}
+
+async fn send_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Result<Json<SendMessageRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<SendMessageResponse>), ApiError> {
+    // Authentication first: an unauthenticated caller learns nothing about validation.
+    let who = principal(st, headers, SCOPE_SEND).await?;
+    let Json(req) = body?;
+    let idem = idempotency_key(headers, &req)?;
+    let c = compose(&req, &st.hostname, st.max_recipients)?;
+    let now = st.clock.now_ms();
+    let msg = NewMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: who.tenant_id,
+        key_id: Some(who.key_id),
+        source: "http",
+        mail_from: c.mail_from,
+        recipients: c.recipients,
+        subject: c.subject,
+        message_id_header: c.message_id,
+        raw: c.raw,
+        created_at: now,
+        expires_at: now + st.retry_window_ms,
+        idempotency: idem.map(|k| (k, request_hash(&req))),
+    };
+    let (id, status, code) = match st.acceptor.accept(msg).await? {
+        Inserted::New { id, status } => (id, status, StatusCode::ACCEPTED),
+        Inserted::Replay { id, status } => (id, status, StatusCode::ACCEPTED),
+        Inserted::KeyReused { id } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                format!("this idempotency key was already used for message {id} with a different request"),
+            ));
+        }
+    };
+    let status = match status.as_str() {
+        "held" => AcceptStatus::Held,
+        "suppressed" => AcceptStatus::Suppressed,
+        _ => AcceptStatus::Queued,
+    };
+    Ok((code, Json(SendMessageResponse { id, status })))
+}
+
+pub(super) async fn get(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<MessageView>, ApiError> {
+    // A key that may send may also read what it sent.
+    let who = match principal(&st, &headers, SCOPE_READ).await {
+        Ok(w) => w,
+        Err(e) if e.code == "insufficient_scope" => principal(&st, &headers, SCOPE_SEND).await?,
+        Err(e) => return Err(e),
+    };
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::not_found("message"));
+    }
+    let m = match st.store.message(&who.tenant_id, &id).await {
+        Ok(m) => m,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("message")),
+        Err(e) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())),
+    };
+    Ok(Json(MessageView {
+        id: m.id,
+        status: m.status,
+        tenant: who.tenant,
+        from: m.mail_from,
+        message_id: m.message_id_header,
+        subject: m.subject,
+        attempts: m.attempts,
+        created_at: rfc3339(m.created_at),
+        recipients: m
+            .recipients
+            .into_iter()
+            .map(|r| RecipientStatus {
+                address: r.address,
+                status: serde_json::to_value(r.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        events: m
+            .events
+            .into_iter()
+            .map(|e| MessageEvent { at: rfc3339(e.at), kind: e.kind, recipient: e.recipient, provider: e.provider, detail: e.detail })
+            .collect(),
+    }))
+}

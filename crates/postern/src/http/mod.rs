@@ -1,0 +1,56 @@
+//! The HTTP API (axum). Handlers validate at the edge and hand messages to the acceptor; the
+//! HTTP layer never talks to a provider.
+
+mod error;
+mod messages;
+mod ops;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::auth::KeyAuthenticator;
+use crate::clock::SharedClock;
+use crate::queue::Acceptor;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// Everything a handler needs, passed in rather than global.
+pub struct AppState {
+    pub store: Store,
+    pub acceptor: Acceptor,
+    pub keys: KeyAuthenticator,
+    pub clock: SharedClock,
+    pub metrics: Metrics,
+    pub hostname: String,
+    pub max_recipients: usize,
+    pub retry_window_ms: i64,
+    pub workers_running: AtomicBool,
+}
+
+impl AppState {
+    pub fn ready(&self) -> bool {
+        self.workers_running.load(Ordering::Relaxed)
+    }
+}
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages::send))
+        .route("/v1/messages/{id}", get(messages::get))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

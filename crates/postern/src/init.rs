@@ -1,0 +1,115 @@
+//! `postern init`: a working configuration on the embedded default, a TLS certificate for
+//! SMTP STARTTLS, an admin account with a one-time password, and a first tenant with an API key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use rand::Rng;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::domain::{ApiKeySecret, KeyMode};
+use crate::store::{KeyRecord, Store, StoreError};
+
+pub const CONFIG_FILE: &str = "postern.toml";
+
+const TEMPLATE: &str = r#"# Postern configuration. Every key can also be set from the environment as
+# POSTERN_<SECTION>_<KEY>, e.g. POSTERN_HTTP_LISTEN=127.0.0.1:9000. See README.md.
+# Relative paths are relative to this file.
+
+data_dir = "./postern-data"
+# database_url = "postgres://postgres@127.0.0.1/postern"   # default: SQLite in data_dir
+
+[http]
+listen = "127.0.0.1:8025"
+
+[smtp]
+listen = "127.0.0.1:2587"
+tls_cert = "./postern-data/tls/cert.pem"
+tls_key = "./postern-data/tls/key.pem"
+
+[queue]
+retry_window_secs = 259200   # 3 days, then a message expires with a reason
+
+[providers.local]
+type = "file"
+dir = "./postern-data/outbox"
+
+# [providers.relay]
+# type = "smtp"
+# host = "127.0.0.1"
+# port = 2525
+# tls = "none"              # none | starttls | tls
+
+[routes]
+default = ["local"]
+"#;
+
+/// What `init` created, printed once.
+#[derive(Debug, serde::Serialize)]
+pub struct InitReport {
+    pub config: PathBuf,
+    pub admin_user: String,
+    pub admin_password: String,
+    pub tenant: String,
+    pub api_key_id: String,
+    pub api_key: String,
+}
+
+fn random_password() -> String {
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+/// Writes `dir/postern.toml` and everything it points at. Refuses to overwrite unless `force`.
+pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(CONFIG_FILE);
+    if path.exists() && !force {
+        bail!("{} already exists; use --force to overwrite it", path.display());
+    }
+    std::fs::write(&path, TEMPLATE).with_context(|| format!("writing {}", path.display()))?;
+    let cfg = Config::load(&path)?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let (cert, key) = cfg.tls_paths();
+    crate::tls::write_self_signed(&cert, &key, &[cfg.smtp.hostname.clone(), "127.0.0.1".into()])?;
+
+    let store = Store::connect(&cfg.database_url()).await?;
+    let now = SystemClock.now_ms();
+    let password = random_password();
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
+        .to_string();
+    store.upsert_admin("admin", &hash, now).await?;
+    let tenant = match store.create_tenant("default", now).await {
+        Ok(t) => t,
+        Err(StoreError::Conflict(_)) => store.tenant_by_name("default").await?,
+        Err(e) => return Err(e.into()),
+    };
+    let secret = ApiKeySecret::generate(KeyMode::Live);
+    store
+        .insert_key(&KeyRecord {
+            id: secret.id().to_string(),
+            tenant_id: tenant.id.clone(),
+            tenant: tenant.name.clone(),
+            secret_hash: secret.hash(),
+            scopes: "send,read".into(),
+            description: Some("created by postern init".into()),
+            created_at: now,
+            revoked_at: None,
+        })
+        .await?;
+    store.close().await;
+    Ok(InitReport {
+        config: path,
+        admin_user: "admin".into(),
+        admin_password: password,
+        tenant: tenant.name,
+        api_key_id: secret.id().to_string(),
+        api_key: secret.expose().to_owned(),
+    })
+}

@@ -1,0 +1,17 @@
+//! Postern: a self-hosted outbound messaging gateway. See ARCHITECTURE.md for the codemap.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod init;
+pub mod providers;
+pub mod queue;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod telemetry;
+pub mod tls;

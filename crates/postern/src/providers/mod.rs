@@ -1,0 +1,142 @@
+//! Delivery providers. Each adapter lives in its own file and implements [`Provider`]; errors
+//! are classified so the queue can tell a recipient's permanent failure from a provider-wide
+//! outage (which later drives health and failover).
+
+mod file;
+mod smtp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{Config, ProviderConfig};
+
+pub use file::FileProvider;
+pub use smtp::SmtpProvider;
+
+/// What a provider is asked to deliver.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub id: String,
+    pub tenant_id: String,
+    pub mail_from: String,
+    /// Only the recipients still pending.
+    pub recipients: Vec<String>,
+    pub raw: Arc<[u8]>,
+    pub message_id_header: String,
+}
+
+/// The provider's answer for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientOutcome {
+    Delivered { response: String },
+    /// Try again later (4xx, greylisting, mailbox busy).
+    Deferred { code: Option<u16>, reason: String },
+    /// Never deliverable as sent (5xx, unknown user).
+    Bounced { code: Option<u16>, reason: String },
+}
+
+/// Per-recipient outcomes of one call, in the order the recipients were given.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub recipients: Vec<(String, RecipientOutcome)>,
+}
+
+/// Why a whole call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// This message, now: retry later (timeouts, 4xx to the transaction).
+    Transient,
+    /// This message, ever: every recipient bounces (5xx to MAIL FROM or to the content).
+    Permanent,
+    /// The provider itself: nothing will go through it for now.
+    ProviderWide(ProviderWideKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderWideKind {
+    /// Cannot connect, or the server says it is shutting down (421).
+    Unavailable,
+    /// Rate limits (HTTP 429, SMTP 454/451 throttling).
+    Throttled,
+    /// Credentials refused.
+    AuthFailed,
+    /// The account is suspended or sending is paused by the provider.
+    AccountSuspended,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub class: FailureClass,
+    pub code: Option<u16>,
+    /// Human-readable, never containing a credential.
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(class: FailureClass, code: Option<u16>, message: impl Into<String>) -> Self {
+        Self { class, code, message: message.into() }
+    }
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    fn name(&self) -> &str;
+
+    /// Delivers one message to its pending recipients.
+    async fn send(&self, msg: &OutboundMessage) -> Result<Delivery, ProviderError>;
+
+    /// After a crash, whether an attempt that may have reached the provider did. `None` when
+    /// the provider cannot tell; the message is then sent again with the same Message-ID.
+    async fn was_delivered(&self, _msg: &OutboundMessage) -> Option<bool> {
+        None
+    }
+
+    /// A cheap check that the provider is reachable and accepts our credentials.
+    async fn probe(&self) -> Result<(), ProviderError>;
+
+    /// Closes pooled connections.
+    async fn shutdown(&self) {}
+}
+
+/// The configured providers, by name.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+        let mut by_name: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+        for (name, p) in &cfg.providers {
+            let adapter: Arc<dyn Provider> = match p {
+                ProviderConfig::File { dir } => Arc::new(FileProvider::new(name, dir.clone())?),
+                ProviderConfig::Smtp { .. } => Arc::new(SmtpProvider::new(name, p, &cfg.smtp.hostname)?),
+            };
+            by_name.insert(name.clone(), adapter);
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn insert(&mut self, p: Arc<dyn Provider>) {
+        self.by_name.insert(p.name().to_owned(), p);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.by_name.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub async fn shutdown(&self) {
+        for p in self.by_name.values() {
+            p.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! `postern serve`: wires the store, acceptor, workers, HTTP and SMTP together, and shuts them
+//! down in order so that nothing accepted is left unanswered or unwritten.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::auth::KeyAuthenticator;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::providers::Providers;
+use crate::queue::{Acceptor, DeliveryPolicy, Worker};
+use crate::smtp::SessionContext;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub smtp_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<()>,
+    smtp: Option<JoinHandle<()>>,
+    worker: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    store: Store,
+}
+
+/// The id this node claims messages under; kept in `data_dir` so that after a restart the
+/// node takes back its own unfinished claims at once.
+fn node_id(cfg: &Config) -> anyhow::Result<String> {
+    let path = cfg.data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let id = format!("node-{}", uuid::Uuid::new_v4().simple());
+            std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+    }
+}
+
+pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> {
+    let url = cfg.database_url();
+    let store = Store::connect(&url).await.with_context(|| format!("opening the database ({})", redact_url(&url)))?;
+    let node = node_id(cfg)?;
+    let recovered = store.recover_claims(&node, clock.now_ms(), store.backend() == "sqlite").await?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "took back claims left by an earlier run; they will be retried (in doubt)");
+    }
+    let providers = Providers::from_config(cfg)?;
+    for name in providers.names() {
+        if let Some(p) = providers.get(&name) {
+            if let Err(e) = p.probe().await {
+                tracing::warn!(provider = %name, error = %e, "provider probe failed; messages will wait and retry");
+            }
+        }
+    }
+    let metrics = Metrics::new();
+    let wake = Arc::new(Notify::new());
+    let (acceptor, writer) = Acceptor::start(store.clone(), wake.clone(), cfg.queue.commit_batch, metrics.clone());
+    let keys = KeyAuthenticator::new(store.clone());
+    let retry_window_ms = (cfg.queue.retry_window_secs * 1000) as i64;
+    let (stop, stop_rx) = watch::channel(false);
+    let drain = Duration::from_secs(cfg.queue.drain_secs);
+
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        acceptor: acceptor.clone(),
+        keys: keys.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        hostname: cfg.smtp.hostname.clone(),
+        max_recipients: cfg.smtp.max_recipients,
+        retry_window_ms,
+        workers_running: AtomicBool::new(true),
+    });
+    let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("binding the HTTP listener to {}", cfg.http.listen))?;
+    let http_addr = http_listener.local_addr()?;
+    let app = router(state, cfg.http.max_body_bytes);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = http_stop.changed().await;
+        };
+        if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    let (smtp, smtp_addr) = if cfg.smtp.enabled {
+        let (cert, key) = cfg.tls_paths();
+        let tls = if cert.exists() && key.exists() {
+            Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&cert, &key)?))
+        } else {
+            tracing::warn!(cert = %cert.display(), "no TLS certificate; SMTP submission runs without STARTTLS (run `postern init`)");
+            None
+        };
+        let ctx = Arc::new(SessionContext {
+            acceptor: acceptor.clone(),
+            keys,
+            clock: clock.clone(),
+            hostname: cfg.smtp.hostname.clone(),
+            max_message_bytes: cfg.smtp.max_message_bytes,
+            max_recipients: cfg.smtp.max_recipients,
+            retry_window_ms,
+            allow_plaintext_auth: cfg.smtp.allow_plaintext_auth,
+            tls,
+        });
+        let l = tokio::net::TcpListener::bind(cfg.smtp.listen)
+            .await
+            .with_context(|| format!("binding the SMTP listener to {}", cfg.smtp.listen))?;
+        let addr = l.local_addr()?;
+        (Some(tokio::spawn(crate::smtp::serve(l, ctx, stop_rx.clone(), drain))), Some(addr))
+    } else {
+        (None, None)
+    };
+    drop(acceptor);
+
+    let worker = Worker {
+        store: store.clone(),
+        providers,
+        policy: DeliveryPolicy::from_config(&cfg.queue, cfg.routes.default.clone()),
+        clock,
+        node,
+        concurrency: cfg.queue.concurrency,
+        lease_ms: (cfg.queue.lease_secs * 1000) as i64,
+        wake,
+        metrics,
+    };
+    let worker = tokio::spawn(worker.run(stop_rx, drain));
+    Ok(Running { http_addr, smtp_addr, stop, http, smtp, worker, writer, store })
+}
+
+impl Running {
+    /// Stops listening, answers what is in flight, finishes deliveries under way and writes
+    /// their outcomes.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.http.await;
+        if let Some(s) = self.smtp {
+            let _ = s.await;
+        }
+        // Every acceptor handle is gone with the listeners: the writer commits what it holds
+        // and ends.
+        let _ = self.writer.await;
+        let _ = self.worker.await;
+        self.store.close().await;
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

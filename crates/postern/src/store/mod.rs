@@ -1,0 +1,508 @@
+//! The one place that talks SQL. [`Store`] is an enum over the two backends; the queries that
+//! read the same on both are written once, through [`on_pool!`], and each backend file holds
+//! only what differs (connection setup, schema, claiming).
+
+mod postgres;
+mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Row, SqlitePool};
+
+use crate::domain::{EventKind, RecipientState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool this store holds. `$db` names the backend's
+/// `sqlx::Database` type inside the body.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            Store::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant: String,
+    #[serde(skip)]
+    pub secret_hash: String,
+    pub scopes: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A recipient and where its delivery stands; stored as JSON with the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub address: String,
+    pub state: RecipientState,
+}
+
+/// A message ready to be made durable.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub tenant_id: String,
+    pub key_id: Option<String>,
+    pub source: &'static str,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub subject: Option<String>,
+    pub message_id_header: String,
+    pub raw: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// `(key, hash of the request)`: a repeat of the key returns the first answer.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// What [`Store::insert_messages`] did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Newly durable.
+    New { id: String, status: String },
+    /// The idempotency key was seen before with the same request: the first answer.
+    Replay { id: String, status: String },
+    /// The idempotency key was seen before with a different request.
+    KeyReused { id: String },
+}
+
+/// A message claimed by a worker for one attempt.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub tenant_id: String,
+    pub mail_from: String,
+    pub recipients: Vec<Recipient>,
+    pub raw: Vec<u8>,
+    pub message_id_header: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The previous attempt may have reached the provider before a crash.
+    pub in_doubt: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub message_id: String,
+    pub at: i64,
+    pub kind: EventKind,
+    pub recipient: Option<String>,
+    pub provider: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// The result of one attempt, written back in batches.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: String,
+    pub status: crate::domain::MessageStatus,
+    pub recipients: Vec<Recipient>,
+    pub next_attempt_at: i64,
+    pub provider: Option<String>,
+    pub last_error: Option<String>,
+    pub at: i64,
+    pub events: Vec<NewEvent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub at: i64,
+    pub kind: String,
+    pub recipient: Option<String>,
+    pub provider: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub status: String,
+    pub mail_from: String,
+    pub recipients: Vec<Recipient>,
+    pub subject: Option<String>,
+    pub message_id_header: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub events: Vec<StoredEvent>,
+}
+
+fn recipients_json(r: &[Recipient]) -> String {
+    serde_json::to_string(r).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_recipients(id: &str, s: &str) -> Result<Vec<Recipient>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("message {id} recipients: {e}")))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+const CLAIM_COLUMNS: &str =
+    "id, tenant_id, mail_from, recipients, raw, message_id_header, attempts, created_at, expires_at, in_doubt";
+
+fn claimed_from_row<R: Row>(row: &R) -> Result<Claimed>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: String = row.try_get("id")?;
+    let recipients = parse_recipients(&id, &row.try_get::<String, _>("recipients")?)?;
+    Ok(Claimed {
+        tenant_id: row.try_get("tenant_id")?,
+        mail_from: row.try_get("mail_from")?,
+        recipients,
+        raw: row.try_get("raw")?,
+        message_id_header: row.try_get("message_id_header")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        in_doubt: row.try_get::<i64, _>("in_doubt")? != 0,
+        id,
+    })
+}
+
+impl Store {
+    /// Connects and runs migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let store = if url.starts_with("sqlite:") {
+            Store::Sqlite(sqlite::connect(url).await?)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Store::Postgres(postgres::connect(url).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, p, Db => p.close().await)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, p, Db => { sqlx::query("SELECT 1").execute(p).await?; });
+        Ok(())
+    }
+
+    // ---- tenants -------------------------------------------------------------------------
+
+    pub async fn create_tenant(&self, name: &str, now: i64) -> Result<Tenant> {
+        let t = Tenant { id: uuid::Uuid::now_v7().to_string(), name: name.to_owned(), created_at: now };
+        let r = on_pool!(self, p, Db => {
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(&t.id).bind(&t.name).bind(t.created_at).execute(p).await.map(|_| ())
+        });
+        match r {
+            Ok(_) => Ok(t),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("tenant {name:?}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        on_pool!(self, p, Db => {
+            let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(p).await?;
+            rows.iter().map(|r| Ok(Tenant { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? })).collect()
+        })
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant> {
+        on_pool!(self, p, Db => {
+            let r = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
+                .bind(name).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
+            Ok(Tenant { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? })
+        })
+    }
+
+    // ---- API keys ------------------------------------------------------------------------
+
+    pub async fn insert_key(&self, k: &KeyRecord) -> Result<()> {
+        on_pool!(self, p, Db => {
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hash, scopes, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&k.id).bind(&k.tenant_id).bind(&k.secret_hash).bind(&k.scopes).bind(&k.description).bind(k.created_at)
+                .execute(p).await?;
+        });
+        Ok(())
+    }
+
+    const KEY_SELECT: &str = "SELECT k.id, k.tenant_id, t.name AS tenant, k.secret_hash, k.scopes, k.description, k.created_at, k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+
+    pub async fn key(&self, id: &str) -> Result<KeyRecord> {
+        let sql = format!("{} WHERE k.id = $1", Self::KEY_SELECT);
+        on_pool!(self, p, Db => {
+            let r = sqlx::query(&sql).bind(id).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
+            key_from_row(&r)
+        })
+    }
+
+    pub async fn list_keys(&self, tenant_id: Option<&str>) -> Result<Vec<KeyRecord>> {
+        let sql = format!("{} WHERE ($1 IS NULL OR k.tenant_id = $1) ORDER BY t.name, k.created_at", Self::KEY_SELECT);
+        on_pool!(self, p, Db => {
+            let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(p).await?;
+            rows.iter().map(key_from_row).collect()
+        })
+    }
+
+    /// Revokes a key; revoking twice keeps the first time.
+    pub async fn revoke_key(&self, id: &str, now: i64) -> Result<()> {
+        let n = on_pool!(self, p, Db => {
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+                .bind(now).bind(id).execute(p).await?.rows_affected()
+        });
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    // ---- admins --------------------------------------------------------------------------
+
+    pub async fn upsert_admin(&self, username: &str, password_hash: &str, now: i64) -> Result<()> {
+        on_pool!(self, p, Db => {
+            sqlx::query("INSERT INTO admins (username, password_hash, must_change, created_at) VALUES ($1, $2, 1, $3) \
+                         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, must_change = 1")
+                .bind(username).bind(password_hash).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    // ---- messages: accept ----------------------------------------------------------------
+
+    /// Makes a batch of messages durable in one transaction (group commit). Idempotency keys
+    /// are claimed first, so a repeat — in this batch, in an earlier one, or on another node —
+    /// returns the first answer and is never queued twice.
+    pub async fn insert_messages(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
+        let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            let keyed: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].idempotency.is_some()).collect();
+            for &i in &keyed {
+                let m = &batch[i];
+                let Some((key, hash)) = &m.idempotency else { continue };
+                let won = sqlx::query(
+                    "INSERT INTO idempotency (tenant_id, key, message_id, request_hash, status, created_at) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5) ON CONFLICT (tenant_id, key) DO NOTHING")
+                    .bind(&m.tenant_id).bind(key).bind(&m.id).bind(hash).bind(m.created_at)
+                    .execute(&mut *tx).await?.rows_affected() == 1;
+                if !won {
+                    let r = sqlx::query("SELECT message_id, request_hash, status FROM idempotency WHERE tenant_id = $1 AND key = $2")
+                        .bind(&m.tenant_id).bind(key).fetch_one(&mut *tx).await?;
+                    let id: String = r.try_get("message_id")?;
+                    answers[i] = Some(if r.try_get::<String, _>("request_hash")? == *hash {
+                        Inserted::Replay { id, status: r.try_get("status")? }
+                    } else {
+                        Inserted::KeyReused { id }
+                    });
+                }
+            }
+            let fresh: Vec<&NewMessage> = batch.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(m, _)| m).collect();
+            // Multi-row inserts, chunked under both backends' bind-parameter limits.
+            for chunk in fresh.chunks(256) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO messages (id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt) ");
+                qb.push_values(chunk.iter(), |mut b, m| {
+                    let rcpts: Vec<Recipient> = m.recipients.iter().map(|a| Recipient { address: a.clone(), state: RecipientState::Pending }).collect();
+                    b.push_bind(m.id.clone()).push_bind(m.tenant_id.clone()).push_bind(m.key_id.clone())
+                        .push_bind(m.source).push_bind(m.mail_from.clone()).push_bind(recipients_json(&rcpts))
+                        .push_bind(m.subject.clone()).push_bind(m.message_id_header.clone()).push_bind(m.raw.clone())
+                        .push_bind(m.raw.len() as i64).push_bind("queued").push_bind(0_i64)
+                        .push_bind(m.created_at).push_bind(m.created_at).push_bind(m.created_at).push_bind(m.expires_at).push_bind(0_i64);
+                });
+                qb.build().execute(&mut *tx).await?;
+                let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
+                qb.push_values(chunk.iter(), |mut b, m| {
+                    b.push_bind(m.id.clone()).push_bind(m.created_at).push_bind(EventKind::Queued.as_str())
+                        .push_bind(format!("accepted via {}", m.source));
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(batch
+            .iter()
+            .zip(answers)
+            .map(|(m, a)| a.unwrap_or_else(|| Inserted::New { id: m.id.clone(), status: "queued".into() }))
+            .collect())
+    }
+
+    pub async fn message(&self, tenant_id: &str, id: &str) -> Result<MessageRecord> {
+        on_pool!(self, p, Db => {
+            let r = sqlx::query("SELECT id, tenant_id, status, mail_from, recipients, subject, message_id_header, attempts, created_at FROM messages WHERE id = $1 AND tenant_id = $2")
+                .bind(id).bind(tenant_id).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
+            let evs = sqlx::query("SELECT at, kind, recipient, provider, detail FROM message_events WHERE message_id = $1 ORDER BY id")
+                .bind(id).fetch_all(p).await?;
+            let events = evs.iter().map(|e| Ok(StoredEvent {
+                at: e.try_get("at")?, kind: e.try_get("kind")?, recipient: e.try_get("recipient")?,
+                provider: e.try_get("provider")?, detail: e.try_get("detail")?,
+            })).collect::<Result<Vec<_>>>()?;
+            let id: String = r.try_get("id")?;
+            Ok(MessageRecord {
+                recipients: parse_recipients(&id, &r.try_get::<String, _>("recipients")?)?,
+                tenant_id: r.try_get("tenant_id")?, status: r.try_get("status")?, mail_from: r.try_get("mail_from")?,
+                subject: r.try_get("subject")?, message_id_header: r.try_get("message_id_header")?,
+                attempts: r.try_get("attempts")?, created_at: r.try_get("created_at")?, events, id,
+            })
+        })
+    }
+
+    // ---- messages: deliver ---------------------------------------------------------------
+
+    /// Claims up to `limit` due messages for this node; the attempt is counted before any
+    /// provider is called.
+    pub async fn claim_due(&self, node: &str, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>> {
+        match self {
+            Store::Sqlite(p) => sqlite::claim_due(p, node, now, lease_ms, limit).await,
+            Store::Postgres(p) => postgres::claim_due(p, node, now, lease_ms, limit).await,
+        }
+    }
+
+    /// Puts back claims that can no longer finish: this node's own (after a crash or restart)
+    /// and any whose lease ran out. They are marked in doubt, since the provider may have
+    /// taken them before the crash. Returns how many.
+    pub async fn recover_claims(&self, node: &str, now: i64, all_local: bool) -> Result<u64> {
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            let rows = sqlx::query(
+                "UPDATE messages SET status = 'queued', in_doubt = 1, claimed_by = NULL, lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE status = 'sending' AND ($2 = 1 OR claimed_by = $3 OR lease_until < $1) RETURNING id")
+                .bind(now).bind(all_local as i64).bind(node).fetch_all(&mut *tx).await?;
+            if !rows.is_empty() {
+                let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
+                qb.push_values(rows.iter(), |mut b, r| {
+                    b.push_bind(r.try_get::<String, _>("id").unwrap_or_default()).push_bind(now)
+                        .push_bind(EventKind::Recovered.as_str())
+                        .push_bind("claim released after a restart or an expired lease; the last attempt may have reached the provider");
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(rows.len() as u64)
+        })
+    }
+
+    /// Writes a batch of attempt results in one transaction. A completion only applies while
+    /// this node still holds the claim, so a worker whose lease was taken over cannot
+    /// overwrite the newer attempt.
+    pub async fn complete(&self, node: &str, batch: &[Completion]) -> Result<()> {
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            let mut applied = Vec::with_capacity(batch.len());
+            for c in batch {
+                let n = sqlx::query(
+                    "UPDATE messages SET status = $1, recipients = $2, next_attempt_at = $3, provider = COALESCE($4, provider), \
+                     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0 \
+                     WHERE id = $7 AND status = 'sending' AND claimed_by = $8")
+                    .bind(c.status.as_str()).bind(recipients_json(&c.recipients)).bind(c.next_attempt_at)
+                    .bind(&c.provider).bind(&c.last_error).bind(c.at).bind(&c.id).bind(node)
+                    .execute(&mut *tx).await?.rows_affected();
+                if n == 1 { applied.push(c); }
+            }
+            let events: Vec<&NewEvent> = applied.iter().flat_map(|c| c.events.iter()).collect();
+            for chunk in events.chunks(1000) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, recipient, provider, detail) ");
+                qb.push_values(chunk.iter(), |mut b, e| {
+                    b.push_bind(e.message_id.clone()).push_bind(e.at).push_bind(e.kind.as_str())
+                        .push_bind(e.recipient.clone()).push_bind(e.provider.clone()).push_bind(e.detail.clone());
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Earliest time a queued or deferred message becomes due, if any.
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        on_pool!(self, p, Db => {
+            let r = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('queued', 'deferred')")
+                .fetch_one(p).await?;
+            Ok(r.try_get::<Option<i64>, _>("t")?)
+        })
+    }
+
+    /// Message counts by status, for metrics and `readyz`.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
+        on_pool!(self, p, Db => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status").fetch_all(p).await?;
+            rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
+        })
+    }
+}
+
+fn key_from_row<R: Row>(r: &R) -> Result<KeyRecord>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(KeyRecord {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        tenant: r.try_get("tenant")?,
+        secret_hash: r.try_get("secret_hash")?,
+        scopes: r.try_get("scopes")?,
+        description: r.try_get("description")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+/// Schema migrations, applied in order at start; each runs once, recorded in
+/// `schema_migrations`. (sqlx's `migrate!` would pull in its proc-macro stack, which builds
+/// the SQLite C library a second time, for a loop of a dozen lines.)
+pub(crate) struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+}

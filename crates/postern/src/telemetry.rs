@@ -1,0 +1,121 @@
+//! Metrics in Prometheus format, kept in a registry owned by the app (no global recorder, so
+//! many instances can live in one test process), and the tracing subscriber for the binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+struct Inner {
+    registry: Registry,
+    accepted: Family<Labels, Counter>,
+    deliveries: Family<Labels, Counter>,
+    outcomes_written: Counter,
+    commit_batch: Histogram,
+    commit_seconds: Histogram,
+    queue_depth: Family<Labels, Gauge>,
+    http_requests: Family<Labels, Counter>,
+    accept_seconds: Histogram,
+}
+
+/// Cheap to clone; every clone updates the same registry.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let accepted = Family::<Labels, Counter>::default();
+        registry.register("postern_messages_accepted", "Messages made durable, by entry point", accepted.clone());
+        let deliveries = Family::<Labels, Counter>::default();
+        registry.register("postern_delivery_attempts", "Delivery attempts by provider and resulting message status", deliveries.clone());
+        let outcomes_written = Counter::default();
+        registry.register("postern_delivery_outcomes_written", "Attempt outcomes written back to the store", outcomes_written.clone());
+        let commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register("postern_accept_commit_batch_size", "Messages per group commit", commit_batch.clone());
+        let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("postern_accept_commit_seconds", "Duration of one group commit", commit_seconds.clone());
+        let queue_depth = Family::<Labels, Gauge>::default();
+        registry.register("postern_queue_messages", "Messages in the store by status", queue_depth.clone());
+        let http_requests = Family::<Labels, Counter>::default();
+        registry.register("postern_http_responses", "HTTP API answers by route and status code", http_requests.clone());
+        let accept_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("postern_http_accept_seconds", "Latency of POST /v1/messages", accept_seconds.clone());
+        Self(Arc::new(Inner {
+            registry,
+            accepted,
+            deliveries,
+            outcomes_written,
+            commit_batch,
+            commit_seconds,
+            queue_depth,
+            http_requests,
+            accept_seconds,
+        }))
+    }
+
+    pub fn accepted(&self, source: &str) {
+        self.0.accepted.get_or_create(&vec![("source".into(), source.into())]).inc();
+    }
+
+    pub fn delivery_outcome(&self, provider: &str, status: &str) {
+        self.0
+            .deliveries
+            .get_or_create(&vec![("provider".into(), provider.into()), ("status".into(), status.into())])
+            .inc();
+    }
+
+    pub fn completed(&self, n: usize) {
+        self.0.outcomes_written.inc_by(n as u64);
+    }
+
+    pub fn observe_commit(&self, batch: usize, took: Duration) {
+        self.0.commit_batch.observe(batch as f64);
+        self.0.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn http_response(&self, route: &'static str, status: u16) {
+        self.0
+            .http_requests
+            .get_or_create(&vec![("route".into(), route.into()), ("code".into(), status.to_string())])
+            .inc();
+    }
+
+    pub fn observe_accept(&self, took: Duration) {
+        self.0.accept_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn set_queue_depth(&self, counts: &[(String, i64)]) {
+        for (status, n) in counts {
+            self.0.queue_depth.get_or_create(&vec![("status".into(), status.clone())]).set(*n);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.0.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Logs to stderr; level from `POSTERN_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTERN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
