@@ -1,0 +1,69 @@
+"""A real SMTP server (aiosmtpd) for Postern's delivery tests.
+
+Prints "PORT <n>" on stdout once listening. Every accepted message is written to --dir as
+<n>.eml with the envelope on top. Behaviour is chosen by flags:
+  --tempfail-first N      answer 451 at end of DATA to the first N transactions
+  --reject-domain D       answer 550 5.1.1 to RCPT TO addresses at domain D
+  --permfail-data         answer 554 at end of DATA to every transaction
+"""
+import argparse
+import asyncio
+import itertools
+import os
+import sys
+
+from aiosmtpd.controller import Controller
+
+
+class Handler:
+    def __init__(self, args):
+        self.args = args
+        self.tempfails_left = args.tempfail_first
+        self.counter = itertools.count(1)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.args.reject_domain and address.lower().endswith("@" + self.args.reject_domain):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.tempfails_left > 0:
+            self.tempfails_left -= 1
+            return "451 4.3.0 Temporary failure, try again later"
+        if self.args.permfail_data:
+            return "554 5.7.1 Message rejected as spam"
+        n = next(self.counter)
+        path = os.path.join(self.args.dir, "%06d.eml" % n)
+        with open(path + ".tmp", "wb") as f:
+            f.write(b"X-Sink-Mail-From: " + envelope.mail_from.encode() + b"\r\n")
+            f.write(b"X-Sink-Rcpt-To: " + ", ".join(envelope.rcpt_tos).encode() + b"\r\n")
+            f.write(envelope.original_content or envelope.content)
+        os.rename(path + ".tmp", path)
+        return "250 2.0.0 OK queued as %d" % n
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--dir", required=True)
+    p.add_argument("--tempfail-first", type=int, default=0)
+    p.add_argument("--reject-domain", default="")
+    p.add_argument("--permfail-data", action="store_true")
+    args = p.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    controller = Controller(Handler(args), hostname="127.0.0.1", port=port, data_size_limit=0)
+    controller.start()
+    print("PORT %d" % port, flush=True)
+    try:
+        sys.stdin.read()  # runs until the test closes our stdin (or kills us)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
