@@ -21,7 +21,8 @@ use crate::store::{Inserted, NewMessage};
 /// RFC 5321 asks servers to take command lines of at least 512 octets; AUTH responses can be
 /// longer, so a little more is allowed.
 const MAX_COMMAND_LINE: usize = 2048;
-const MAX_ERRORS: u32 = 10;
+/// As Postfix's `smtpd_hard_error_limit`.
+const MAX_ERRORS: u32 = 20;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub(super) enum End<S> {
