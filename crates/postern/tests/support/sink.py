@@ -49,13 +49,16 @@ def main():
     p.add_argument("--tempfail-first", type=int, default=0)
     p.add_argument("--reject-domain", default="")
     p.add_argument("--permfail-data", action="store_true")
+    p.add_argument("--port", type=int, default=0, help="listen here instead of a free port")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = args.port
+    if not port:
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
     controller = Controller(Handler(args), hostname="127.0.0.1", port=port, data_size_limit=0)
     controller.start()
     print("PORT %d" % port, flush=True)
