@@ -168,8 +168,11 @@ impl App {
     pub fn spawn(backend: Backend, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        env.push(("POSTERN_HTTP_LISTEN".into(), "127.0.0.1:0".into()));
-        env.push(("POSTERN_SMTP_LISTEN".into(), "127.0.0.1:0".into()));
+        for var in ["POSTERN_HTTP_LISTEN", "POSTERN_SMTP_LISTEN"] {
+            if !env.iter().any(|(k, _)| k == var) {
+                env.push((var.into(), "127.0.0.1:0".into()));
+            }
+        }
         if let Backend::Postgres(db) = &backend {
             env.push(("POSTERN_DATABASE_URL".into(), db.url.clone()));
         }
@@ -304,4 +307,9 @@ pub fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
         Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect(),
         Err(_) => vec![],
     }
+}
+
+/// A port that was free a moment ago (for a server that must keep its port across restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }

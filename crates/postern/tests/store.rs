@@ -1,0 +1,155 @@
+//! The store's contract, run against both backends.
+
+mod common;
+
+use postern::domain::{EventKind, MessageStatus, RecipientState};
+use postern::store::{Completion, Inserted, NewEvent, NewMessage, Recipient, Store, StoreError};
+
+struct Db {
+    store: Store,
+    _pg: Option<common::PgDb>,
+    _dir: tempfile::TempDir,
+}
+
+async fn backends() -> Vec<Db> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let pg = common::PgDb::create();
+    let postgres = Store::connect(&pg.url).await.unwrap();
+    vec![
+        Db { store: sqlite, _pg: None, _dir: dir },
+        Db { store: postgres, _pg: Some(pg), _dir: tempfile::tempdir().unwrap() },
+    ]
+}
+
+fn msg(tenant: &str, n: usize, idem: Option<(&str, &str)>) -> NewMessage {
+    NewMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.to_owned(),
+        key_id: None,
+        source: "http",
+        mail_from: "a@example.com".into(),
+        recipients: vec![format!("r{n}@example.org"), format!("s{n}@example.org")],
+        subject: Some(format!("m{n}")),
+        message_id_header: format!("<{n}@test>"),
+        raw: format!("Subject: m{n}\r\n\r\nbody").into_bytes(),
+        created_at: 1_000 + n as i64,
+        expires_at: 1_000_000,
+        idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
+    }
+}
+
+#[tokio::test]
+async fn tenants_and_keys() {
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        assert!(matches!(s.create_tenant("acme", 2).await, Err(StoreError::Conflict(_))), "{}", s.backend());
+        assert_eq!(s.tenant_by_name("acme").await.unwrap().id, t.id);
+        assert!(matches!(s.tenant_by_name("nope").await, Err(StoreError::NotFound)));
+        let k = postern::store::KeyRecord {
+            id: "AAAAAAAAAAAA".into(),
+            tenant_id: t.id.clone(),
+            tenant: t.name.clone(),
+            secret_hash: "h".into(),
+            scopes: "send".into(),
+            description: None,
+            created_at: 5,
+            revoked_at: None,
+        };
+        s.insert_key(&k).await.unwrap();
+        assert_eq!(s.key("AAAAAAAAAAAA").await.unwrap().tenant, "acme");
+        s.revoke_key("AAAAAAAAAAAA", 9).await.unwrap();
+        s.revoke_key("AAAAAAAAAAAA", 10).await.unwrap();
+        assert_eq!(s.key("AAAAAAAAAAAA").await.unwrap().revoked_at, Some(9), "first revocation time kept");
+        assert!(matches!(s.revoke_key("BBBBBBBBBBBB", 1).await, Err(StoreError::NotFound)));
+        assert_eq!(s.list_keys(Some(&t.id)).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn group_insert_with_idempotency() {
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        let first = msg(&t.id, 1, Some(("k1", "hash-a")));
+        let batch = vec![
+            first.clone(),
+            msg(&t.id, 2, None),
+            msg(&t.id, 3, Some(("k1", "hash-a"))), // same key, same request, same batch
+            msg(&t.id, 4, Some(("k1", "hash-b"))), // same key, another request
+        ];
+        let out = s.insert_messages(&batch).await.unwrap();
+        assert_eq!(out[0], Inserted::New { id: first.id.clone(), status: "queued".into() }, "{}", s.backend());
+        assert!(matches!(&out[1], Inserted::New { .. }));
+        assert_eq!(out[2], Inserted::Replay { id: first.id.clone(), status: "queued".into() });
+        assert_eq!(out[3], Inserted::KeyReused { id: first.id.clone() });
+        // A later batch replays too.
+        let again = s.insert_messages(&[msg(&t.id, 5, Some(("k1", "hash-a")))]).await.unwrap();
+        assert_eq!(again[0], Inserted::Replay { id: first.id.clone(), status: "queued".into() });
+        let counts = s.count_by_status().await.unwrap();
+        assert_eq!(counts, vec![("queued".to_owned(), 2)], "only two messages stored");
+        let rec = s.message(&t.id, &first.id).await.unwrap();
+        assert_eq!(rec.events.len(), 1);
+        assert_eq!(rec.events[0].kind, "queued");
+        assert!(matches!(s.message("other-tenant", &first.id).await, Err(StoreError::NotFound)));
+    }
+}
+
+#[tokio::test]
+async fn claim_complete_and_recover() {
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        let batch: Vec<NewMessage> = (0..10).map(|n| msg(&t.id, n, None)).collect();
+        s.insert_messages(&batch).await.unwrap();
+        // Nothing is due before its time.
+        assert!(s.claim_due("n1", 500, 60_000, 100).await.unwrap().is_empty(), "{}", s.backend());
+        let a = s.claim_due("n1", 2_000, 60_000, 4).await.unwrap();
+        let b = s.claim_due("n2", 2_000, 60_000, 100).await.unwrap();
+        assert_eq!(a.len(), 4);
+        assert_eq!(b.len(), 6);
+        let mut ids: Vec<&str> = a.iter().chain(&b).map(|c| c.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 10, "no message claimed twice");
+        assert!(a.iter().all(|c| c.attempts == 1 && !c.in_doubt));
+
+        // Complete one of n1's as delivered; a completion by the wrong node is ignored.
+        let done = &a[0];
+        let completion = |id: &str| Completion {
+            id: id.to_owned(),
+            status: MessageStatus::Delivered,
+            recipients: done.recipients.iter().map(|r| Recipient { address: r.address.clone(), state: RecipientState::Delivered }).collect(),
+            next_attempt_at: 3_000,
+            provider: Some("local".into()),
+            last_error: None,
+            at: 3_000,
+            events: vec![NewEvent {
+                message_id: id.to_owned(),
+                at: 3_000,
+                kind: EventKind::Delivered,
+                recipient: None,
+                provider: Some("local".into()),
+                detail: Some("ok".into()),
+            }],
+        };
+        s.complete("n2", &[completion(&done.id)]).await.unwrap();
+        assert_eq!(s.message(&t.id, &done.id).await.unwrap().status, "sending", "wrong node cannot complete");
+        s.complete("n1", &[completion(&done.id)]).await.unwrap();
+        let rec = s.message(&t.id, &done.id).await.unwrap();
+        assert_eq!(rec.status, "delivered");
+        assert!(rec.recipients.iter().all(|r| r.state == RecipientState::Delivered));
+        assert_eq!(rec.events.last().unwrap().kind, "delivered");
+
+        // n1 restarts: its three other claims come back, in doubt; n2's stay (lease valid).
+        assert_eq!(s.recover_claims("n1", 4_000, false).await.unwrap(), 3);
+        let again = s.claim_due("n1", 4_000, 60_000, 100).await.unwrap();
+        assert_eq!(again.len(), 3);
+        assert!(again.iter().all(|c| c.in_doubt && c.attempts == 2));
+        // n2's six leases run out (n1's new ones have not): anyone may take them back.
+        assert_eq!(s.recover_claims("n3", 2_000 + 60_001, false).await.unwrap(), 6);
+        let rec = s.message(&t.id, &b[0].id).await.unwrap();
+        assert_eq!(rec.events.last().unwrap().kind, "recovered");
+    }
+}
