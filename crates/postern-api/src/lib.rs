@@ -114,13 +114,19 @@ mod tests {
     #[test]
     fn unknown_request_fields_are_rejected() {
         let body = r#"{"from":"a@b.c","to":["d@e.f"],"subject":"s","sbject":"typo"}"#;
-        let err = serde_json::from_str::<SendMessageRequest>(body).unwrap_err();
+        let err = serde_json::from_str::<SendMessageRequest>(body).expect_err("must be refused");
         assert!(err.to_string().contains("unknown field `sbject`"), "{err}");
     }
 
     #[test]
     fn accept_status_is_snake_case() {
-        let r = SendMessageResponse { id: "m".into(), status: AcceptStatus::Queued };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"id":"m","status":"queued"}"#);
+        let r = SendMessageResponse {
+            id: "m".into(),
+            status: AcceptStatus::Queued,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).expect("serializes"),
+            r#"{"id":"m","status":"queued"}"#
+        );
     }
 }

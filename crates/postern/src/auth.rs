@@ -37,29 +37,38 @@ pub struct Principal {
     pub tenant: String,
 }
 
+/// A key record and when it was read.
+type Cached = (Arc<KeyRecord>, Instant);
+
 #[derive(Clone)]
 pub struct KeyAuthenticator {
     store: Store,
-    cache: Arc<RwLock<HashMap<String, (Arc<KeyRecord>, Instant)>>>,
+    cache: Arc<RwLock<HashMap<String, Cached>>>,
 }
 
 impl KeyAuthenticator {
     pub fn new(store: Store) -> Self {
-        Self { store, cache: Arc::default() }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
     }
 
     async fn record(&self, id: &str) -> Result<Arc<KeyRecord>, AuthError> {
-        if let Some((rec, at)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(id) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(rec.clone());
-            }
+        if let Some((rec, at)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(id)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(rec.clone());
         }
         let rec = match self.store.key(id).await {
             Ok(r) => Arc::new(r),
             Err(StoreError::NotFound) => return Err(AuthError::Unknown),
             Err(e) => return Err(AuthError::Store(e)),
         };
-        self.cache.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), (rec.clone(), Instant::now()));
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), (rec.clone(), Instant::now()));
         Ok(rec)
     }
 
@@ -79,11 +88,18 @@ impl KeyAuthenticator {
         if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
             return Err(AuthError::Scope(rec.id.clone(), scope.to_owned()));
         }
-        Ok(Principal { key_id: rec.id.clone(), tenant_id: rec.tenant_id.clone(), tenant: rec.tenant.clone() })
+        Ok(Principal {
+            key_id: rec.id.clone(),
+            tenant_id: rec.tenant_id.clone(),
+            tenant: rec.tenant.clone(),
+        })
     }
 
     /// Drops a cached record, for revocations made in this process.
     pub fn forget(&self, id: &str) {
-        self.cache.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }

@@ -16,7 +16,11 @@ use crate::init::{CONFIG_FILE, InitReport};
 use crate::store::{KeyRecord, Store, StoreError};
 
 #[derive(Parser, Debug)]
-#[command(name = "postern", version, about = "Self-hosted outbound messaging gateway")]
+#[command(
+    name = "postern",
+    version,
+    about = "Self-hosted outbound messaging gateway"
+)]
 pub struct Cli {
     /// Configuration file [default: ./postern.toml]
     #[arg(long, global = true, env = "POSTERN_CONFIG")]
@@ -97,7 +101,10 @@ const SCOPES: &[&str] = &["send", "read"];
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -120,19 +127,30 @@ fn print_init(r: &InitReport, json_out: bool) {
     }
     println!("Wrote {}", r.config.display());
     println!("Admin user:      {}", r.admin_user);
-    println!("Admin password:  {}   (shown once; change it at first login)", r.admin_password);
+    println!(
+        "Admin password:  {}   (shown once; change it at first login)",
+        r.admin_password
+    );
     println!("Tenant:          {}", r.tenant);
-    println!("API key:         {}   (shown once; store it now)", r.api_key);
+    println!(
+        "API key:         {}   (shown once; store it now)",
+        r.api_key
+    );
 }
 
 async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let url = cfg.database_url();
-    Store::connect(&url).await.with_context(|| format!("opening the database ({})", crate::server::redact_url(&url)))
+    Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database ({})", crate::server::redact_url(&url)))
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let explicit = cli.config.is_some();
-    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
     let json_out = cli.json;
     match cli.command {
         Cmd::Init { dir, force } => {
@@ -142,10 +160,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Serve if !config_path.exists() => {
             if explicit {
-                bail!("config file {} does not exist (run `postern init` to write one)", config_path.display());
+                bail!(
+                    "config file {} does not exist (run `postern init` to write one)",
+                    config_path.display()
+                );
             }
             // First run with nothing configured: set up the embedded default right here.
-            let dir = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let dir = config_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
             let r = crate::init::init(dir, false).await?;
             print_init(&r, json_out);
         }
@@ -179,9 +203,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Keys(KeyCmd::Create { tenant, scope, test, description }) => {
+        Cmd::Keys(KeyCmd::Create {
+            tenant,
+            scope,
+            test,
+            description,
+        }) => {
             let tenant = TenantName::parse(&tenant)?;
-            let scopes: Vec<&str> = scope.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let scopes: Vec<&str> = scope
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
             if scopes.is_empty() {
                 bail!("--scope needs at least one of: {}", SCOPES.join(", "));
             }
@@ -190,7 +223,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let store = open_store(&cfg).await?;
             let t = match store.tenant_by_name(tenant.as_str()).await {
-                Err(StoreError::NotFound) => bail!("no tenant {tenant:?} (add it with `postern tenants add {tenant}`)"),
+                Err(StoreError::NotFound) => {
+                    bail!("no tenant {tenant:?} (add it with `postern tenants add {tenant}`)")
+                }
                 r => r?,
             };
             let secret = ApiKeySecret::generate(if test { KeyMode::Test } else { KeyMode::Live });
@@ -220,10 +255,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Keys(KeyCmd::List { tenant }) => {
             let store = open_store(&cfg).await?;
             let tenant_id = match tenant {
-                Some(t) => Some(store.tenant_by_name(TenantName::parse(&t)?.as_str()).await.map_err(|e| match e {
-                    StoreError::NotFound => anyhow::anyhow!("no tenant {t:?}"),
-                    e => e.into(),
-                })?.id),
+                Some(t) => Some(
+                    store
+                        .tenant_by_name(TenantName::parse(&t)?.as_str())
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::NotFound => anyhow::anyhow!("no tenant {t:?}"),
+                            e => e.into(),
+                        })?
+                        .id,
+                ),
                 None => None,
             };
             let keys = store.list_keys(tenant_id.as_deref()).await?;
@@ -231,14 +272,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&keys)?);
             } else {
                 for k in keys {
-                    let state = k.revoked_at.map_or("active".to_owned(), |t| format!("revoked {}", rfc3339(t)));
+                    let state = k
+                        .revoked_at
+                        .map_or("active".to_owned(), |t| format!("revoked {}", rfc3339(t)));
                     println!("{}\t{}\t{}\t{}", k.id, k.tenant, k.scopes, state);
                 }
             }
             Ok(())
         }
         Cmd::Keys(KeyCmd::Revoke { id }) => {
-            let id = crate::domain::ApiKeyId::parse(&id).map_err(|_| anyhow::anyhow!("{id:?} is not a key id (12 letters and digits, as in `postern keys list`)"))?;
+            let id = crate::domain::ApiKeyId::parse(&id).map_err(|_| {
+                anyhow::anyhow!(
+                    "{id:?} is not a key id (12 letters and digits, as in `postern keys list`)"
+                )
+            })?;
             let store = open_store(&cfg).await?;
             match store.revoke_key(id.as_str(), now).await {
                 Err(StoreError::NotFound) => bail!("no key {id}"),
@@ -247,7 +294,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             if json_out {
                 println!("{}", json!({"id": id.as_str(), "revoked": true}));
             } else {
-                println!("Revoked key {id} (running servers stop accepting it within {} s)", crate::auth::CACHE_TTL.as_secs());
+                println!(
+                    "Revoked key {id} (running servers stop accepting it within {} s)",
+                    crate::auth::CACHE_TTL.as_secs()
+                );
             }
             Ok(())
         }
@@ -269,10 +319,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Providers(ProviderCmd::Test { name }) => {
             let providers = crate::providers::Providers::from_config(&cfg)?;
-            let p = providers.get(&name).with_context(|| format!("no provider {name:?} in the config"))?;
+            let p = providers
+                .get(&name)
+                .with_context(|| format!("no provider {name:?} in the config"))?;
             let result = p.probe().await;
             if json_out {
-                println!("{}", json!({"name": name, "ok": result.is_ok(), "error": result.as_ref().err().map(|e| e.to_string())}));
+                println!(
+                    "{}",
+                    json!({"name": name, "ok": result.is_ok(), "error": result.as_ref().err().map(|e| e.to_string())})
+                );
             }
             match result {
                 Ok(()) => {
@@ -293,7 +348,10 @@ fn unreachable_init() -> anyhow::Result<()> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let running = crate::server::start(&cfg, Arc::new(SystemClock)).await?;
-    let smtp = running.smtp_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
+    let smtp = running
+        .smtp_addr
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".into());
     tracing::info!(http = %running.http_addr, smtp = %smtp, "postern is serving");
     // For scripts and tests that asked for port 0: where we actually listen.
     let info = json!({"http": running.http_addr.to_string(), "smtp": running.smtp_addr.map(|a| a.to_string()), "pid": std::process::id()});

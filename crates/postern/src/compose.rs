@@ -24,7 +24,11 @@ pub struct Composed {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ComposeError {
     #[error("{field}: invalid address {value:?}: {reason}")]
-    InvalidAddress { field: &'static str, value: String, reason: String },
+    InvalidAddress {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("at least one recipient is required in to, cc or bcc")]
     NoRecipients,
     #[error("too many recipients: {0} (limit {1})")]
@@ -64,8 +68,20 @@ impl ComposeError {
 
 /// Headers that the builder writes from the structured fields.
 const RESERVED: &[&str] = &[
-    "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date", "mime-version",
-    "content-type", "content-transfer-encoding", "sender", "return-path", "received",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "message-id",
+    "date",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "sender",
+    "return-path",
+    "received",
 ];
 
 fn no_control(field: &str, v: &str) -> Result<(), ComposeError> {
@@ -79,9 +95,13 @@ fn no_control(field: &str, v: &str) -> Result<(), ComposeError> {
 /// Parses `a@b.c` or `Name <a@b.c>`.
 fn mailbox(field: &'static str, raw: &str) -> Result<(Mailbox, EmailAddress), ComposeError> {
     no_control(field, raw)?;
-    let bad = |reason: String| ComposeError::InvalidAddress { field, value: raw.to_owned(), reason };
+    let bad = |reason: String| ComposeError::InvalidAddress {
+        field,
+        value: raw.to_owned(),
+        reason,
+    };
     let mb = Mailbox::from_str(raw.trim()).map_err(|e| bad(e.to_string()))?;
-    let addr = EmailAddress::parse(&mb.email.to_string()).map_err(|e| bad(e.to_string()))?;
+    let addr = EmailAddress::parse(mb.email.as_ref()).map_err(|e| bad(e.to_string()))?;
     Ok((mb, addr))
 }
 
@@ -90,7 +110,11 @@ pub fn new_message_id(hostname: &str) -> String {
 }
 
 /// Builds the MIME message for a JSON send request.
-pub fn compose(req: &SendMessageRequest, hostname: &str, max_recipients: usize) -> Result<Composed, ComposeError> {
+pub fn compose(
+    req: &SendMessageRequest,
+    hostname: &str,
+    max_recipients: usize,
+) -> Result<Composed, ComposeError> {
     let (from_mb, from_addr) = mailbox("from", &req.from)?;
     no_control("subject", &req.subject)?;
     let message_id = new_message_id(hostname);
@@ -101,7 +125,10 @@ pub fn compose(req: &SendMessageRequest, hostname: &str, max_recipients: usize) 
 
     let mut recipients: Vec<String> = Vec::new();
     let mut add = |addr: &EmailAddress| {
-        if !recipients.iter().any(|r| r.eq_ignore_ascii_case(addr.as_str())) {
+        if !recipients
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(addr.as_str()))
+        {
             recipients.push(addr.as_str().to_owned());
         }
     };
@@ -123,7 +150,10 @@ pub fn compose(req: &SendMessageRequest, hostname: &str, max_recipients: usize) 
         return Err(ComposeError::NoRecipients);
     }
     if recipients.len() > max_recipients {
-        return Err(ComposeError::TooManyRecipients(recipients.len(), max_recipients));
+        return Err(ComposeError::TooManyRecipients(
+            recipients.len(),
+            max_recipients,
+        ));
     }
     if let Some(rt) = &req.reply_to {
         b = b.reply_to(mailbox("reply_to", rt)?.0);
@@ -144,19 +174,32 @@ pub fn compose(req: &SendMessageRequest, hostname: &str, max_recipients: usize) 
             return Err(ComposeError::ReservedHeader(name.clone()));
         }
         no_control(&format!("header {name}"), value)?;
-        let hn = HeaderName::new_from_ascii(name.clone()).map_err(|_| ComposeError::InvalidHeaderName(name.clone()))?;
+        let hn = HeaderName::new_from_ascii(name.clone())
+            .map_err(|_| ComposeError::InvalidHeaderName(name.clone()))?;
         b = b.raw_header(HeaderValue::new(hn, value.clone()));
     }
     let envelope_to = recipients
         .iter()
         .map(|r| lettre::Address::from_str(r).map_err(|e| ComposeError::Build(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    let from_envelope = lettre::Address::from_str(from_addr.as_str()).map_err(|e| ComposeError::Build(e.to_string()))?;
-    b = b.envelope(lettre::address::Envelope::new(Some(from_envelope), envelope_to).map_err(|e| ComposeError::Build(e.to_string()))?);
+    let from_envelope = lettre::Address::from_str(from_addr.as_str())
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    b = b.envelope(
+        lettre::address::Envelope::new(Some(from_envelope), envelope_to)
+            .map_err(|e| ComposeError::Build(e.to_string()))?,
+    );
     let msg = match (&req.text, &req.html) {
         (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(t.clone(), h.clone())),
-        (Some(t), None) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(t.clone())),
-        (None, Some(h)) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h.clone())),
+        (Some(t), None) => b.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(t.clone()),
+        ),
+        (None, Some(h)) => b.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(h.clone()),
+        ),
         (None, None) => return Err(ComposeError::NoBody),
     }
     .map_err(|e| ComposeError::Build(e.to_string()))?;
@@ -198,7 +241,9 @@ pub fn prepare_submission(
     };
     if parsed.date().is_none() {
         let now = time::OffsetDateTime::now_utc();
-        let date = now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+        let date = now
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
         prefix.push_str(&format!("Date: {date}\r\n"));
     }
     let raw = if prefix.is_empty() {
@@ -208,7 +253,13 @@ pub fn prepare_submission(
         v.extend_from_slice(&data);
         v
     };
-    Ok(Composed { raw, message_id, mail_from, recipients, subject })
+    Ok(Composed {
+        raw,
+        message_id,
+        mail_from,
+        recipients,
+        subject,
+    })
 }
 
 #[cfg(test)]
@@ -234,16 +285,25 @@ mod tests {
     fn refuses_injection_and_reserved_headers() {
         let mut r = req();
         r.subject = "Hi\r\nBcc: victim@example.com".into();
-        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "header_injection");
+        assert_eq!(
+            compose(&r, "h", 100).unwrap_err().code(),
+            "header_injection"
+        );
         let mut r = req();
         r.headers.insert("X-Ok".into(), "v\nInjected: yes".into());
-        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "header_injection");
+        assert_eq!(
+            compose(&r, "h", 100).unwrap_err().code(),
+            "header_injection"
+        );
         let mut r = req();
         r.headers.insert("Message-ID".into(), "<x@y>".into());
         assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "reserved_header");
         let mut r = req();
         r.headers.insert("Bad Name".into(), "v".into());
-        assert_eq!(compose(&r, "h", 100).unwrap_err().code(), "invalid_header_name");
+        assert_eq!(
+            compose(&r, "h", 100).unwrap_err().code(),
+            "invalid_header_name"
+        );
     }
 
     #[test]
@@ -254,19 +314,37 @@ mod tests {
         let mut r = req();
         r.to.clear();
         r.bcc.clear();
-        assert_eq!(compose(&r, "h", 100).unwrap_err(), ComposeError::NoRecipients);
+        assert_eq!(
+            compose(&r, "h", 100).unwrap_err(),
+            ComposeError::NoRecipients
+        );
         let r = req();
-        assert_eq!(compose(&r, "h", 1).unwrap_err(), ComposeError::TooManyRecipients(2, 1));
+        assert_eq!(
+            compose(&r, "h", 1).unwrap_err(),
+            ComposeError::TooManyRecipients(2, 1)
+        );
     }
 
     #[test]
     fn submission_gets_a_message_id_and_date() {
-        let c = prepare_submission(b"From: a@b.com\r\nSubject: s\r\n\r\nbody\r\n".to_vec(), "a@b.com".into(), vec![], "h").unwrap();
+        let c = prepare_submission(
+            b"From: a@b.com\r\nSubject: s\r\n\r\nbody\r\n".to_vec(),
+            "a@b.com".into(),
+            vec![],
+            "h",
+        )
+        .unwrap();
         let raw = String::from_utf8(c.raw).unwrap();
         assert!(raw.starts_with("Message-ID: <"));
         assert!(raw.contains("\r\nDate: "));
         assert_eq!(c.subject.as_deref(), Some("s"));
-        let err = prepare_submission(b"just text without headers".to_vec(), "a@b.com".into(), vec![], "h").unwrap_err();
+        let err = prepare_submission(
+            b"just text without headers".to_vec(),
+            "a@b.com".into(),
+            vec![],
+            "h",
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "malformed_message");
     }
 }

@@ -123,7 +123,13 @@ impl std::fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File { dir } => f.debug_struct("File").field("dir", dir).finish(),
-            Self::Smtp { host, port, tls, username, .. } => f
+            Self::Smtp {
+                host,
+                port,
+                tls,
+                username,
+                ..
+            } => f
                 .debug_struct("Smtp")
                 .field("host", host)
                 .field("port", port)
@@ -208,7 +214,10 @@ fn default_route() -> Vec<String> {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: default_http_listen(), max_body_bytes: default_max_message_bytes() }
+        Self {
+            listen: default_http_listen(),
+            max_body_bytes: default_max_message_bytes(),
+        }
     }
 }
 
@@ -243,7 +252,9 @@ impl Default for QueueConfig {
 
 impl Default for RoutesConfig {
     fn default() -> Self {
-        Self { default: default_route() }
+        Self {
+            default: default_route(),
+        }
     }
 }
 
@@ -270,7 +281,9 @@ impl Config {
     ) -> anyhow::Result<Self> {
         let mut root: toml::Table = toml::from_str(text)?;
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("POSTERN_") else { continue };
+            let Some(rest) = k.strip_prefix("POSTERN_") else {
+                continue;
+            };
             if rest == "CONFIG" || rest.starts_with("TEST_") || rest == "LOG" {
                 continue;
             }
@@ -307,8 +320,12 @@ impl Config {
     /// The embedded default: a file-sink provider named `local` in `data_dir/outbox`.
     fn fill_defaults(&mut self) {
         if self.providers.is_empty() {
-            self.providers
-                .insert("local".into(), ProviderConfig::File { dir: self.data_dir.join("outbox") });
+            self.providers.insert(
+                "local".into(),
+                ProviderConfig::File {
+                    dir: self.data_dir.join("outbox"),
+                },
+            );
         }
     }
 
@@ -318,7 +335,9 @@ impl Config {
         }
         for p in &self.routes.default {
             if !self.providers.contains_key(p) {
-                bail!("[routes] default names provider {p:?}, which is not defined under [providers]");
+                bail!(
+                    "[routes] default names provider {p:?}, which is not defined under [providers]"
+                );
             }
         }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
@@ -335,8 +354,14 @@ impl Config {
 
     pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
         (
-            self.smtp.tls_cert.clone().unwrap_or_else(|| self.data_dir.join("tls/cert.pem")),
-            self.smtp.tls_key.clone().unwrap_or_else(|| self.data_dir.join("tls/key.pem")),
+            self.smtp
+                .tls_cert
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("tls/cert.pem")),
+            self.smtp
+                .tls_key
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("tls/key.pem")),
         )
     }
 }
@@ -350,14 +375,18 @@ fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()>
         root.insert(key.to_owned(), value);
         return Ok(());
     }
-    let (section, rest) = key.split_once('_').context("expected POSTERN_<SECTION>_<KEY>")?;
+    let (section, rest) = key
+        .split_once('_')
+        .context("expected POSTERN_<SECTION>_<KEY>")?;
     let table = root
         .entry(section)
         .or_insert_with(|| toml::Value::Table(Default::default()))
         .as_table_mut()
         .context("not a section")?;
     if section == "providers" {
-        let (name, field) = rest.split_once('_').context("expected POSTERN_PROVIDERS_<NAME>_<KEY>")?;
+        let (name, field) = rest
+            .split_once('_')
+            .context("expected POSTERN_PROVIDERS_<NAME>_<KEY>")?;
         let p = table
             .entry(name)
             .or_insert_with(|| toml::Value::Table(Default::default()))
@@ -374,7 +403,9 @@ fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()>
 fn parse_env_value(raw: &str) -> toml::Value {
     let probe = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&probe) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
@@ -388,30 +419,49 @@ mod tests {
         let c = Config::from_toml_and_env("", []).unwrap();
         assert_eq!(c.http.listen.port(), 8025);
         assert_eq!(c.smtp.listen.port(), 2587);
-        assert!(matches!(c.providers.get("local"), Some(ProviderConfig::File { .. })));
+        assert!(matches!(
+            c.providers.get("local"),
+            Some(ProviderConfig::File { .. })
+        ));
         assert!(c.database_url().starts_with("sqlite://"));
     }
 
     #[test]
     fn env_overrides() {
         let env = [
-            ("POSTERN_HTTP_LISTEN".to_owned(), "127.0.0.1:9000".to_owned()),
+            (
+                "POSTERN_HTTP_LISTEN".to_owned(),
+                "127.0.0.1:9000".to_owned(),
+            ),
             ("POSTERN_QUEUE_CONCURRENCY".to_owned(), "7".to_owned()),
-            ("POSTERN_DATABASE_URL".to_owned(), "postgres://x@y/z".to_owned()),
+            (
+                "POSTERN_DATABASE_URL".to_owned(),
+                "postgres://x@y/z".to_owned(),
+            ),
             ("POSTERN_PROVIDERS_RELAY_TYPE".to_owned(), "smtp".to_owned()),
-            ("POSTERN_PROVIDERS_RELAY_HOST".to_owned(), "127.0.0.1".to_owned()),
-            ("POSTERN_ROUTES_DEFAULT".to_owned(), r#"["relay"]"#.to_owned()),
+            (
+                "POSTERN_PROVIDERS_RELAY_HOST".to_owned(),
+                "127.0.0.1".to_owned(),
+            ),
+            (
+                "POSTERN_ROUTES_DEFAULT".to_owned(),
+                r#"["relay"]"#.to_owned(),
+            ),
         ];
         let c = Config::from_toml_and_env("", env).unwrap();
         assert_eq!(c.http.listen.port(), 9000);
         assert_eq!(c.queue.concurrency, 7);
         assert_eq!(c.database_url(), "postgres://x@y/z");
-        assert!(matches!(c.providers.get("relay"), Some(ProviderConfig::Smtp { port: 25, .. })));
+        assert!(matches!(
+            c.providers.get("relay"),
+            Some(ProviderConfig::Smtp { port: 25, .. })
+        ));
     }
 
     #[test]
     fn unknown_keys_and_routes_to_nowhere_are_errors() {
-        let e = Config::from_toml_and_env("[http]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n", []).unwrap_err();
+        let e = Config::from_toml_and_env("[http]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n", [])
+            .unwrap_err();
         assert!(format!("{e:#}").contains("lisen"), "{e:#}");
         let e = Config::from_toml_and_env("[routes]\ndefault = [\"nope\"]\n", []).unwrap_err();
         assert!(e.to_string().contains("nope"));

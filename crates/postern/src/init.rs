@@ -60,7 +60,9 @@ pub struct InitReport {
 fn random_password() -> String {
     const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
-    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..20)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 /// Writes `dir/postern.toml` and everything it points at. Refuses to overwrite unless `force`.
@@ -68,13 +70,20 @@ pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(CONFIG_FILE);
     if path.exists() && !force {
-        bail!("{} already exists; use --force to overwrite it", path.display());
+        bail!(
+            "{} already exists; use --force to overwrite it",
+            path.display()
+        );
     }
     std::fs::write(&path, TEMPLATE).with_context(|| format!("writing {}", path.display()))?;
     let cfg = Config::load(&path)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let (cert, key) = cfg.tls_paths();
-    crate::tls::write_self_signed(&cert, &key, &[cfg.smtp.hostname.clone(), "127.0.0.1".into()])?;
+    crate::tls::write_self_signed(
+        &cert,
+        &key,
+        &[cfg.smtp.hostname.clone(), "127.0.0.1".into()],
+    )?;
 
     let store = Store::connect(&cfg.database_url()).await?;
     let now = SystemClock.now_ms();

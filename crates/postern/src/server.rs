@@ -48,23 +48,35 @@ fn node_id(cfg: &Config) -> anyhow::Result<String> {
 
 pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> {
     let url = cfg.database_url();
-    let store = Store::connect(&url).await.with_context(|| format!("opening the database ({})", redact_url(&url)))?;
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
     let node = node_id(cfg)?;
-    let recovered = store.recover_claims(&node, clock.now_ms(), store.backend() == "sqlite").await?;
+    let recovered = store
+        .recover_claims(&node, clock.now_ms(), store.backend() == "sqlite")
+        .await?;
     if recovered > 0 {
-        tracing::warn!(recovered, "took back claims left by an earlier run; they will be retried (in doubt)");
+        tracing::warn!(
+            recovered,
+            "took back claims left by an earlier run; they will be retried (in doubt)"
+        );
     }
     let providers = Providers::from_config(cfg)?;
     for name in providers.names() {
-        if let Some(p) = providers.get(&name) {
-            if let Err(e) = p.probe().await {
-                tracing::warn!(provider = %name, error = %e, "provider probe failed; messages will wait and retry");
-            }
+        if let Some(p) = providers.get(&name)
+            && let Err(e) = p.probe().await
+        {
+            tracing::warn!(provider = %name, error = %e, "provider probe failed; messages will wait and retry");
         }
     }
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
-    let (acceptor, writer) = Acceptor::start(store.clone(), wake.clone(), cfg.queue.commit_batch, metrics.clone());
+    let (acceptor, writer) = Acceptor::start(
+        store.clone(),
+        wake.clone(),
+        cfg.queue.commit_batch,
+        metrics.clone(),
+    );
     let keys = KeyAuthenticator::new(store.clone());
     let retry_window_ms = (cfg.queue.retry_window_secs * 1000) as i64;
     let (stop, stop_rx) = watch::channel(false);
@@ -91,7 +103,10 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         let shutdown = async move {
             let _ = http_stop.changed().await;
         };
-        if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(http_listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -99,7 +114,9 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let (smtp, smtp_addr) = if cfg.smtp.enabled {
         let (cert, key) = cfg.tls_paths();
         let tls = if cert.exists() && key.exists() {
-            Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&cert, &key)?))
+            Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+                &cert, &key,
+            )?))
         } else {
             tracing::warn!(cert = %cert.display(), "no TLS certificate; SMTP submission runs without STARTTLS (run `postern init`)");
             None
@@ -119,7 +136,15 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             .await
             .with_context(|| format!("binding the SMTP listener to {}", cfg.smtp.listen))?;
         let addr = l.local_addr()?;
-        (Some(tokio::spawn(crate::smtp::serve(l, ctx, stop_rx.clone(), drain))), Some(addr))
+        (
+            Some(tokio::spawn(crate::smtp::serve(
+                l,
+                ctx,
+                stop_rx.clone(),
+                drain,
+            ))),
+            Some(addr),
+        )
     } else {
         (None, None)
     };
@@ -137,7 +162,16 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         metrics,
     };
     let worker = tokio::spawn(worker.run(stop_rx, drain));
-    Ok(Running { http_addr, smtp_addr, stop, http, smtp, worker, writer, store })
+    Ok(Running {
+        http_addr,
+        smtp_addr,
+        stop,
+        http,
+        smtp,
+        worker,
+        writer,
+        store,
+    })
 }
 
 impl Running {
@@ -198,7 +232,10 @@ pub async fn shutdown_signal() {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }

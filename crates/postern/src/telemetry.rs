@@ -39,21 +39,53 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let accepted = Family::<Labels, Counter>::default();
-        registry.register("postern_messages_accepted", "Messages made durable, by entry point", accepted.clone());
+        registry.register(
+            "postern_messages_accepted",
+            "Messages made durable, by entry point",
+            accepted.clone(),
+        );
         let deliveries = Family::<Labels, Counter>::default();
-        registry.register("postern_delivery_attempts", "Delivery attempts by provider and resulting message status", deliveries.clone());
+        registry.register(
+            "postern_delivery_attempts",
+            "Delivery attempts by provider and resulting message status",
+            deliveries.clone(),
+        );
         let outcomes_written = Counter::default();
-        registry.register("postern_delivery_outcomes_written", "Attempt outcomes written back to the store", outcomes_written.clone());
+        registry.register(
+            "postern_delivery_outcomes_written",
+            "Attempt outcomes written back to the store",
+            outcomes_written.clone(),
+        );
         let commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 11));
-        registry.register("postern_accept_commit_batch_size", "Messages per group commit", commit_batch.clone());
+        registry.register(
+            "postern_accept_commit_batch_size",
+            "Messages per group commit",
+            commit_batch.clone(),
+        );
         let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        registry.register("postern_accept_commit_seconds", "Duration of one group commit", commit_seconds.clone());
+        registry.register(
+            "postern_accept_commit_seconds",
+            "Duration of one group commit",
+            commit_seconds.clone(),
+        );
         let queue_depth = Family::<Labels, Gauge>::default();
-        registry.register("postern_queue_messages", "Messages in the store by status", queue_depth.clone());
+        registry.register(
+            "postern_queue_messages",
+            "Messages in the store by status",
+            queue_depth.clone(),
+        );
         let http_requests = Family::<Labels, Counter>::default();
-        registry.register("postern_http_responses", "HTTP API answers by route and status code", http_requests.clone());
+        registry.register(
+            "postern_http_responses",
+            "HTTP API answers by route and status code",
+            http_requests.clone(),
+        );
         let accept_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        registry.register("postern_http_accept_seconds", "Latency of POST /v1/messages", accept_seconds.clone());
+        registry.register(
+            "postern_http_accept_seconds",
+            "Latency of POST /v1/messages",
+            accept_seconds.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             accepted,
@@ -68,13 +100,19 @@ impl Metrics {
     }
 
     pub fn accepted(&self, source: &str) {
-        self.0.accepted.get_or_create(&vec![("source".into(), source.into())]).inc();
+        self.0
+            .accepted
+            .get_or_create(&vec![("source".into(), source.into())])
+            .inc();
     }
 
     pub fn delivery_outcome(&self, provider: &str, status: &str) {
         self.0
             .deliveries
-            .get_or_create(&vec![("provider".into(), provider.into()), ("status".into(), status.into())])
+            .get_or_create(&vec![
+                ("provider".into(), provider.into()),
+                ("status".into(), status.into()),
+            ])
             .inc();
     }
 
@@ -90,7 +128,10 @@ impl Metrics {
     pub fn http_response(&self, route: &'static str, status: u16) {
         self.0
             .http_requests
-            .get_or_create(&vec![("route".into(), route.into()), ("code".into(), status.to_string())])
+            .get_or_create(&vec![
+                ("route".into(), route.into()),
+                ("code".into(), status.to_string()),
+            ])
             .inc();
     }
 
@@ -100,7 +141,10 @@ impl Metrics {
 
     pub fn set_queue_depth(&self, counts: &[(String, i64)]) {
         for (status, n) in counts {
-            self.0.queue_depth.get_or_create(&vec![("status".into(), status.clone())]).set(*n);
+            self.0
+                .queue_depth
+                .get_or_create(&vec![("status".into(), status.clone())])
+                .set(*n);
         }
     }
 
@@ -117,5 +161,8 @@ impl Metrics {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

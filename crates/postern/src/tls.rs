@@ -8,8 +8,13 @@ use anyhow::Context;
 
 /// Writes a self-signed certificate and key for `hostnames` (PEM, key readable by the owner
 /// only).
-pub fn write_self_signed(cert_path: &Path, key_path: &Path, hostnames: &[String]) -> anyhow::Result<()> {
-    let ck = rcgen::generate_simple_self_signed(hostnames.to_vec()).context("generating a certificate")?;
+pub fn write_self_signed(
+    cert_path: &Path,
+    key_path: &Path,
+    hostnames: &[String],
+) -> anyhow::Result<()> {
+    let ck = rcgen::generate_simple_self_signed(hostnames.to_vec())
+        .context("generating a certificate")?;
     if let Some(dir) = cert_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -33,9 +38,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     opts.open(path)?.write_all(bytes)
 }
 
-pub fn server_config(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn server_config(
+    cert_path: &Path,
+    key_path: &Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert_path).with_context(|| format!("opening {}", cert_path.display()))?,
+        std::fs::File::open(cert_path)
+            .with_context(|| format!("opening {}", cert_path.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("reading certificates from {}", cert_path.display()))?;
@@ -44,10 +53,12 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<ru
     ))
     .with_context(|| format!("reading the key from {}", key_path.display()))?
     .with_context(|| format!("no private key in {}", key_path.display()))?;
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("certificate and key do not match")?;
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("certificate and key do not match")?;
     Ok(Arc::new(cfg))
 }

@@ -1,6 +1,7 @@
 //! Crash safety: messages are submitted while the server is killed with SIGKILL twice and
 //! restarted. Afterwards every accepted message is delivered exactly once, and none that was
 //! refused is delivered. (bench/crash runs the same check with 10,000 messages.)
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -23,14 +24,24 @@ enum Answer {
 
 async fn submit(client: &reqwest::Client, url: &str, key: &str, seq: usize) -> Answer {
     // Every 97th message is invalid on purpose: it must be refused and never delivered.
-    let to = if seq % 97 == 0 { "not an address".to_owned() } else { format!("user{seq}@example.org") };
+    let to = if seq.is_multiple_of(97) {
+        "not an address".to_owned()
+    } else {
+        format!("user{seq}@example.org")
+    };
     let body = json!({"from": "app@example.com", "to": [to], "subject": format!("crash {seq}"),
                       "text": "x", "headers": {"X-Seq": seq.to_string()}});
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         // Retries carry the same idempotency key, so an accept whose answer was lost in the
         // crash is never queued twice.
-        let r = client.post(url).bearer_auth(key).header("Idempotency-Key", format!("seq-{seq}")).json(&body).send().await;
+        let r = client
+            .post(url)
+            .bearer_auth(key)
+            .header("Idempotency-Key", format!("seq-{seq}"))
+            .json(&body)
+            .send()
+            .await;
         match r {
             Ok(resp) if resp.status() == 202 => {
                 let v: serde_json::Value = resp.json().await.unwrap_or_default();
@@ -38,10 +49,15 @@ async fn submit(client: &reqwest::Client, url: &str, key: &str, seq: usize) -> A
                     return Answer::Accepted(id.to_owned());
                 }
             }
-            Ok(resp) if resp.status().is_client_error() => return Answer::Refused(resp.status().as_u16()),
+            Ok(resp) if resp.status().is_client_error() => {
+                return Answer::Refused(resp.status().as_u16());
+            }
             _ => {}
         }
-        assert!(Instant::now() < deadline, "message {seq} was never answered");
+        assert!(
+            Instant::now() < deadline,
+            "message {seq} was never answered"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
@@ -84,15 +100,36 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
         answers.extend(t.await.unwrap());
     }
     assert_eq!(answers.len(), TOTAL);
-    let accepted: HashMap<usize, String> =
-        answers.iter().filter_map(|(s, a)| if let Answer::Accepted(id) = a { Some((*s, id.clone())) } else { None }).collect();
-    let refused: Vec<usize> = answers.iter().filter(|(_, a)| matches!(a, Answer::Refused(_))).map(|(s, _)| *s).collect();
-    assert_eq!(refused.len(), TOTAL / 97, "only the invalid ones are refused: {refused:?}");
+    let accepted: HashMap<usize, String> = answers
+        .iter()
+        .filter_map(|(s, a)| {
+            if let Answer::Accepted(id) = a {
+                Some((*s, id.clone()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let refused: Vec<usize> = answers
+        .iter()
+        .filter(|(_, a)| matches!(a, Answer::Refused(_)))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(
+        refused.len(),
+        TOTAL / 97,
+        "only the invalid ones are refused: {refused:?}"
+    );
 
     // Wait for the queue to drain into the outbox.
     let deadline = Instant::now() + Duration::from_secs(120);
     while files_in(&app.outbox(), "eml").len() < accepted.len() {
-        assert!(Instant::now() < deadline, "only {} of {} delivered", files_in(&app.outbox(), "eml").len(), accepted.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} delivered",
+            files_in(&app.outbox(), "eml").len(),
+            accepted.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -101,7 +138,10 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
     for f in files_in(&app.outbox(), "eml") {
         let text = std::fs::read_to_string(&f).unwrap();
         let header = |name: &str| {
-            text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_else(|| panic!("{name} in {f:?}"))
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| panic!("{name} in {f:?}"))
         };
         *seen.entry(header("X-Seq:").parse().unwrap()).or_default() += 1;
         *message_ids.entry(header("Message-ID:")).or_default() += 1;
@@ -109,10 +149,17 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
     let dups: Vec<_> = message_ids.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "delivered more than once: {dups:?}");
     for seq in accepted.keys() {
-        assert_eq!(seen.get(seq), Some(&1), "accepted message {seq} delivered exactly once");
+        assert_eq!(
+            seen.get(seq),
+            Some(&1),
+            "accepted message {seq} delivered exactly once"
+        );
     }
     for seq in &refused {
-        assert!(!seen.contains_key(seq), "refused message {seq} was delivered");
+        assert!(
+            !seen.contains_key(seq),
+            "refused message {seq} was delivered"
+        );
     }
     assert_eq!(seen.len(), accepted.len());
     // The restarts took back unfinished claims rather than losing them.

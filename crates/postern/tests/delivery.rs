@@ -1,5 +1,6 @@
 //! End-to-end delivery through a real third-party SMTP server (aiosmtpd): success, retry after
 //! a temporary failure, bounces, expiry.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -9,9 +10,18 @@ use serde_json::json;
 fn relay_env(sink: &Sink, extra: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
     let mut env = vec![
         ("POSTERN_PROVIDERS_RELAY_TYPE".to_owned(), "smtp".to_owned()),
-        ("POSTERN_PROVIDERS_RELAY_HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("POSTERN_PROVIDERS_RELAY_PORT".to_owned(), sink.port.to_string()),
-        ("POSTERN_ROUTES_DEFAULT".to_owned(), r#"["relay"]"#.to_owned()),
+        (
+            "POSTERN_PROVIDERS_RELAY_HOST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
+        (
+            "POSTERN_PROVIDERS_RELAY_PORT".to_owned(),
+            sink.port.to_string(),
+        ),
+        (
+            "POSTERN_ROUTES_DEFAULT".to_owned(),
+            r#"["relay"]"#.to_owned(),
+        ),
         ("POSTERN_QUEUE_BACKOFF_BASE_SECS".to_owned(), "1".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -24,7 +34,12 @@ fn spawn(backend: Backend, env: &[(String, String)]) -> App {
 }
 
 fn kinds(m: &serde_json::Value) -> Vec<String> {
-    m["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect()
+    m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn relays_to_a_real_smtp_server(backend: Backend) {
@@ -42,19 +57,35 @@ async fn relays_to_a_real_smtp_server(backend: Backend) {
     for id in &ids {
         let m = app.wait_status(id, "delivered", 15).await;
         assert_eq!(m["recipients"].as_array().unwrap().len(), 3);
-        assert!(m["recipients"].as_array().unwrap().iter().all(|r| r["status"] == "delivered"), "{m:#}");
+        assert!(
+            m["recipients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == "delivered"),
+            "{m:#}"
+        );
     }
     let got = sink.messages();
     assert_eq!(got.len(), 20);
     for (i, id) in ids.iter().enumerate() {
-        let mid = app.message(id).await["message_id"].as_str().unwrap().to_owned();
+        let mid = app.message(id).await["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let copies: Vec<&String> = got.iter().filter(|m| m.contains(&mid)).collect();
         assert_eq!(copies.len(), 1, "exactly one copy of {mid}");
         let eml = copies[0];
         assert!(eml.contains(&format!("user{i}@example.org")), "{eml}");
-        assert!(eml.contains("X-Sink-Rcpt-To: user") && eml.contains("audit@example.com"), "bcc in the envelope: {eml}");
+        assert!(
+            eml.contains("X-Sink-Rcpt-To: user") && eml.contains("audit@example.com"),
+            "bcc in the envelope: {eml}"
+        );
         let headers = eml.split("\r\n\r\n").next().unwrap();
-        assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "no Bcc header: {eml}");
+        assert!(
+            !headers.lines().any(|l| l.starts_with("Bcc:")),
+            "no Bcc header: {eml}"
+        );
     }
 }
 
@@ -78,8 +109,16 @@ async fn temporary_failure_is_retried_with_backoff() {
     assert_eq!(m["attempts"], 2, "{m:#}");
     let k = kinds(&m);
     assert_eq!(k.first().map(String::as_str), Some("queued"));
-    let deferred = m["events"].as_array().unwrap().iter().find(|e| e["kind"] == "deferred").expect("a deferred event");
-    assert!(deferred["detail"].as_str().unwrap().contains("451"), "{deferred}");
+    let deferred = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "deferred")
+        .expect("a deferred event");
+    assert!(
+        deferred["detail"].as_str().unwrap().contains("451"),
+        "{deferred}"
+    );
     assert_eq!(k.last().map(String::as_str), Some("delivered"), "{k:?}");
     assert_eq!(sink.messages().len(), 1);
 }
@@ -93,17 +132,44 @@ async fn refused_recipient_bounces_and_the_others_are_delivered() {
     let (_, body) = app.send(&app.key, m).await;
     let id = body["id"].as_str().unwrap();
     let m = app.wait_status(id, "delivered", 15).await;
-    let bounced = m["events"].as_array().unwrap().iter().find(|e| e["kind"] == "bounced").expect("bounce event");
+    let bounced = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "bounced")
+        .expect("bounce event");
     assert_eq!(bounced["recipient"], "ghost@nowhere.example");
-    assert!(bounced["detail"].as_str().unwrap().contains("550"), "{bounced}");
-    let states: Vec<(&str, &str)> =
-        m["recipients"].as_array().unwrap().iter().map(|r| (r["address"].as_str().unwrap(), r["status"].as_str().unwrap())).collect();
-    assert_eq!(states, [("ok@example.org", "delivered"), ("ghost@nowhere.example", "bounced")]);
+    assert!(
+        bounced["detail"].as_str().unwrap().contains("550"),
+        "{bounced}"
+    );
+    let states: Vec<(&str, &str)> = m["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("ok@example.org", "delivered"),
+            ("ghost@nowhere.example", "bounced")
+        ]
+    );
     assert_eq!(m["attempts"], 1, "a permanent refusal is not retried");
 
     // Every recipient refused: the message bounces.
-    let (_, body) = app.send(&app.key, simple_message("ghost@nowhere.example")).await;
-    let m = app.wait_status(body["id"].as_str().unwrap(), "bounced", 15).await;
+    let (_, body) = app
+        .send(&app.key, simple_message("ghost@nowhere.example"))
+        .await;
+    let m = app
+        .wait_status(body["id"].as_str().unwrap(), "bounced", 15)
+        .await;
     assert_eq!(kinds(&m).last().map(String::as_str), Some("bounced"));
 }
 
@@ -112,8 +178,15 @@ async fn rejected_content_bounces_every_recipient() {
     let sink = Sink::start(&["--permfail-data"]);
     let app = spawn(Backend::Sqlite, &relay_env(&sink, &[]));
     let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
-    let m = app.wait_status(body["id"].as_str().unwrap(), "bounced", 15).await;
-    let b = m["events"].as_array().unwrap().iter().find(|e| e["kind"] == "bounced").unwrap();
+    let m = app
+        .wait_status(body["id"].as_str().unwrap(), "bounced", 15)
+        .await;
+    let b = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "bounced")
+        .unwrap();
     assert!(b["detail"].as_str().unwrap().contains("554"), "{b}");
     assert!(sink.messages().is_empty());
 }
@@ -121,11 +194,21 @@ async fn rejected_content_bounces_every_recipient() {
 #[tokio::test]
 async fn message_expires_after_the_retry_window_with_a_reason() {
     let sink = Sink::start(&["--tempfail-first", "1000"]);
-    let app = spawn(Backend::Sqlite, &relay_env(&sink, &[("POSTERN_QUEUE_RETRY_WINDOW_SECS", "3")]));
+    let app = spawn(
+        Backend::Sqlite,
+        &relay_env(&sink, &[("POSTERN_QUEUE_RETRY_WINDOW_SECS", "3")]),
+    );
     let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
-    let m = app.wait_status(body["id"].as_str().unwrap(), "expired", 20).await;
+    let m = app
+        .wait_status(body["id"].as_str().unwrap(), "expired", 20)
+        .await;
     assert!(m["attempts"].as_i64().unwrap() >= 2, "{m:#}");
-    let e = m["events"].as_array().unwrap().iter().find(|e| e["kind"] == "expired").unwrap();
+    let e = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "expired")
+        .unwrap();
     let why = e["detail"].as_str().unwrap();
     assert!(why.contains("retry window") && why.contains("451"), "{why}");
     assert_eq!(m["recipients"][0]["status"], "expired");
@@ -146,7 +229,12 @@ async fn relay_down_then_up_delivers_everything_once() {
     loop {
         let m = app.message(&id).await;
         if m["status"] == "deferred" {
-            let d = m["events"].as_array().unwrap().iter().find(|e| e["kind"] == "deferred").unwrap();
+            let d = m["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "deferred")
+                .unwrap();
             assert!(d["detail"].as_str().unwrap().contains("connect"), "{d}");
             break;
         }

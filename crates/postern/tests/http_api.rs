@@ -1,4 +1,5 @@
 //! The HTTP API, driven over the wire against the real binary, on both backends.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -12,10 +13,16 @@ async fn send_and_deliver(backend: Backend) {
     assert_eq!(body["status"], "queued");
     let id = body["id"].as_str().expect("id").to_owned();
     let m = app.wait_status(&id, "delivered", 10).await;
-    let kinds: Vec<&str> = m["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["queued", "attempted", "delivered"], "{m:#}");
     assert_eq!(m["recipients"][0]["status"], "delivered");
-    let eml = std::fs::read_to_string(app.outbox().join(format!("{id}.eml"))).expect("delivered file");
+    let eml =
+        std::fs::read_to_string(app.outbox().join(format!("{id}.eml"))).expect("delivered file");
     assert!(eml.contains("Subject: Hello"), "{eml}");
     assert!(eml.contains(m["message_id"].as_str().unwrap()), "{eml}");
 }
@@ -34,13 +41,18 @@ async fn idempotency(backend: Backend) {
     let app = App::spawn(backend, &[]);
     let client = reqwest::Client::new();
     let post = |body: serde_json::Value, key: Option<&str>| {
-        let mut r = client.post(app.url("/v1/messages")).bearer_auth(&app.key).json(&body);
+        let mut r = client
+            .post(app.url("/v1/messages"))
+            .bearer_auth(&app.key)
+            .json(&body);
         if let Some(k) = key {
             r = r.header("Idempotency-Key", k);
         }
         r.send()
     };
-    let first = post(simple_message("a@example.org"), Some("order-1")).await.unwrap();
+    let first = post(simple_message("a@example.org"), Some("order-1"))
+        .await
+        .unwrap();
     assert_eq!(first.status(), 202);
     let first: serde_json::Value = first.json().await.unwrap();
     // Concurrent repeats (header and body forms) all get the first answer.
@@ -58,9 +70,14 @@ async fn idempotency(backend: Backend) {
         assert_eq!(r.json::<serde_json::Value>().await.unwrap(), first);
     }
     // The same key with another request is refused, not silently replayed.
-    let other = post(simple_message("someone-else@example.org"), Some("order-1")).await.unwrap();
+    let other = post(simple_message("someone-else@example.org"), Some("order-1"))
+        .await
+        .unwrap();
     assert_eq!(other.status(), 422);
-    assert_eq!(other.json::<serde_json::Value>().await.unwrap()["error"]["code"], "idempotency_key_reused");
+    assert_eq!(
+        other.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "idempotency_key_reused"
+    );
     let id = first["id"].as_str().unwrap();
     app.wait_status(id, "delivered", 10).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -91,7 +108,12 @@ async fn expect_error(resp: reqwest::Response, status: u16, code: &str) {
     let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
     assert_eq!(got, status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -99,56 +121,187 @@ async fn bad_input_gets_precise_errors_and_writes_nothing() {
     let app = App::spawn(Backend::Sqlite, &[("POSTERN_HTTP_MAX_BODY_BYTES", "4096")]);
     let c = reqwest::Client::new();
     let url = app.url("/v1/messages");
-    let raw = |body: &str| c.post(&url).bearer_auth(&app.key).header("content-type", "application/json").body(body.to_owned());
+    let raw = |body: &str| {
+        c.post(&url)
+            .bearer_auth(&app.key)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+    };
 
-    expect_error(raw("{\"from\": ").send().await.unwrap(), 400, "invalid_json").await;
+    expect_error(
+        raw("{\"from\": ").send().await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
     expect_error(raw("[1,2]").send().await.unwrap(), 422, "invalid_request").await;
     let mut unknown = simple_message("a@example.org");
     unknown["sbject"] = json!("typo");
-    expect_error(c.post(&url).bearer_auth(&app.key).json(&unknown).send().await.unwrap(), 422, "invalid_request").await;
     expect_error(
-        c.post(&url).bearer_auth(&app.key).body(simple_message("a@example.org").to_string()).send().await.unwrap(),
+        c.post(&url)
+            .bearer_auth(&app.key)
+            .json(&unknown)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid_request",
+    )
+    .await;
+    expect_error(
+        c.post(&url)
+            .bearer_auth(&app.key)
+            .body(simple_message("a@example.org").to_string())
+            .send()
+            .await
+            .unwrap(),
         415,
         "unsupported_media_type",
     )
     .await;
     for (field, value, code) in [
         ("to", json!(["not an address"]), "invalid_address"),
-        ("to", json!(["a@example.org\r\nBcc: x@evil.test"]), "header_injection"),
+        (
+            "to",
+            json!(["a@example.org\r\nBcc: x@evil.test"]),
+            "header_injection",
+        ),
         ("from", json!("nobody"), "invalid_address"),
-        ("subject", json!("Hi\r\nBcc: victim@example.com"), "header_injection"),
-        ("headers", json!({"X-Tag": "v\r\nBcc: victim@example.com"}), "header_injection"),
-        ("headers", json!({"From": "spoof@example.com"}), "reserved_header"),
+        (
+            "subject",
+            json!("Hi\r\nBcc: victim@example.com"),
+            "header_injection",
+        ),
+        (
+            "headers",
+            json!({"X-Tag": "v\r\nBcc: victim@example.com"}),
+            "header_injection",
+        ),
+        (
+            "headers",
+            json!({"From": "spoof@example.com"}),
+            "reserved_header",
+        ),
         ("headers", json!({"Bad Header": "x"}), "invalid_header_name"),
         ("to", json!([]), "no_recipients"),
     ] {
         let mut m = simple_message("a@example.org");
         m[field] = value;
-        expect_error(c.post(&url).bearer_auth(&app.key).json(&m).send().await.unwrap(), 422, code).await;
+        expect_error(
+            c.post(&url)
+                .bearer_auth(&app.key)
+                .json(&m)
+                .send()
+                .await
+                .unwrap(),
+            422,
+            code,
+        )
+        .await;
     }
     let mut no_body = simple_message("a@example.org");
     no_body.as_object_mut().unwrap().remove("text");
-    expect_error(c.post(&url).bearer_auth(&app.key).json(&no_body).send().await.unwrap(), 422, "missing_body").await;
+    expect_error(
+        c.post(&url)
+            .bearer_auth(&app.key)
+            .json(&no_body)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "missing_body",
+    )
+    .await;
     let mut big = simple_message("a@example.org");
     big["text"] = json!("x".repeat(10_000));
-    expect_error(c.post(&url).bearer_auth(&app.key).json(&big).send().await.unwrap(), 413, "payload_too_large").await;
+    expect_error(
+        c.post(&url)
+            .bearer_auth(&app.key)
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
 
     // Keys: missing, malformed, well-formed but unknown, revoked.
-    expect_error(c.post(&url).json(&simple_message("a@example.org")).send().await.unwrap(), 401, "missing_api_key").await;
-    expect_error(c.post(&url).bearer_auth("nope").json(&simple_message("a@example.org")).send().await.unwrap(), 401, "invalid_api_key").await;
+    expect_error(
+        c.post(&url)
+            .json(&simple_message("a@example.org"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "missing_api_key",
+    )
+    .await;
+    expect_error(
+        c.post(&url)
+            .bearer_auth("nope")
+            .json(&simple_message("a@example.org"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "invalid_api_key",
+    )
+    .await;
     let other = app.new_key("acme");
-    let forged = format!("{}{}", &other[..other.len() - 7], if other.ends_with('A') { "BB" } else { "AA" });
-    expect_error(c.post(&url).bearer_auth(&forged).json(&simple_message("a@example.org")).send().await.unwrap(), 401, "invalid_api_key").await;
+    let forged = format!(
+        "{}{}",
+        &other[..other.len() - 7],
+        if other.ends_with('A') { "BB" } else { "AA" }
+    );
+    expect_error(
+        c.post(&url)
+            .bearer_auth(&forged)
+            .json(&simple_message("a@example.org"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "invalid_api_key",
+    )
+    .await;
     let id = other.split('_').nth(2).unwrap();
     app.cli(&["keys", "revoke", id]);
-    expect_error(c.post(&url).bearer_auth(&other).json(&simple_message("a@example.org")).send().await.unwrap(), 401, "revoked_api_key").await;
+    expect_error(
+        c.post(&url)
+            .bearer_auth(&other)
+            .json(&simple_message("a@example.org"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "revoked_api_key",
+    )
+    .await;
 
     // Unknown routes and methods answer in the same error shape.
-    expect_error(c.get(app.url("/v1/nothing")).send().await.unwrap(), 404, "not_found").await;
-    expect_error(c.delete(&url).send().await.unwrap(), 405, "method_not_allowed").await;
+    expect_error(
+        c.get(app.url("/v1/nothing")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        c.delete(&url).send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
 
     // None of it was stored: the metrics count no message at all.
-    let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!metrics.contains("postern_queue_messages{"), "{metrics}");
     assert!(files_in(&app.outbox(), "eml").is_empty());
 }
@@ -159,9 +312,19 @@ async fn tenants_only_see_their_own_messages() {
     let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
     let id = body["id"].as_str().unwrap();
     let other = app.new_key("other-tenant");
-    let r = reqwest::Client::new().get(app.url(&format!("/v1/messages/{id}"))).bearer_auth(&other).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url(&format!("/v1/messages/{id}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 404, "not_found").await;
-    let r = reqwest::Client::new().get(app.url("/v1/messages/not-a-uuid")).bearer_auth(&app.key).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url("/v1/messages/not-a-uuid"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 404, "not_found").await;
 }
 
@@ -169,17 +332,38 @@ async fn tenants_only_see_their_own_messages() {
 async fn health_readiness_metrics() {
     let app = App::spawn(Backend::Sqlite, &[]);
     let c = reqwest::Client::new();
-    let h: serde_json::Value = c.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let h: serde_json::Value = c
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["status"], "ok");
     let r = c.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r: serde_json::Value = r.json().await.unwrap();
     assert_eq!(r["checks"]["store"], "ok");
     let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
-    app.wait_status(body["id"].as_str().unwrap(), "delivered", 10).await;
-    let m = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("postern_messages_accepted_total{source=\"http\"} 1"), "{m}");
-    assert!(m.contains("postern_queue_messages{status=\"delivered\"} 1"), "{m}");
+    app.wait_status(body["id"].as_str().unwrap(), "delivered", 10)
+        .await;
+    let m = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("postern_messages_accepted_total{source=\"http\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("postern_queue_messages{status=\"delivered\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -187,7 +371,9 @@ async fn sigterm_drains_and_exits_cleanly() {
     let mut app = App::spawn(Backend::Sqlite, &[]);
     let mut ids = Vec::new();
     for i in 0..50 {
-        let (code, body) = app.send(&app.key, simple_message(&format!("u{i}@example.org"))).await;
+        let (code, body) = app
+            .send(&app.key, simple_message(&format!("u{i}@example.org")))
+            .await;
         assert_eq!(code, 202);
         ids.push(body["id"].as_str().unwrap().to_owned());
     }

@@ -1,5 +1,6 @@
 //! SMTP submission over the wire: a real client library (lettre) for the happy paths, raw
 //! commands for everything a client can get wrong.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -18,7 +19,9 @@ struct Raw {
 impl Raw {
     async fn connect(addr: &str) -> Self {
         let s = TcpStream::connect(addr).await.expect("connect");
-        let mut raw = Self { r: BufReader::new(s) };
+        let mut raw = Self {
+            r: BufReader::new(s),
+        };
         let greet = raw.reply().await;
         assert!(greet.starts_with("220 "), "{greet}");
         raw
@@ -29,7 +32,10 @@ impl Raw {
         let mut all = String::new();
         loop {
             let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut line)).await.expect("reply in time").expect("read");
+            let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut line))
+                .await
+                .expect("reply in time")
+                .expect("read");
             assert!(n > 0, "connection closed; got so far: {all:?}");
             all.push_str(&line);
             if line.len() < 4 || line.as_bytes()[3] != b'-' {
@@ -39,7 +45,11 @@ impl Raw {
     }
 
     async fn send(&mut self, data: &str) {
-        self.r.get_mut().write_all(data.as_bytes()).await.expect("write");
+        self.r
+            .get_mut()
+            .write_all(data.as_bytes())
+            .await
+            .expect("write");
     }
 
     async fn cmd(&mut self, line: &str) -> String {
@@ -67,7 +77,10 @@ async fn starttls_auth_and_delivery_with_a_real_client() {
 
     let app = App::spawn(Backend::Sqlite, &[]);
     let (host, port) = app.smtp.rsplit_once(':').unwrap();
-    let tls = TlsParameters::builder("localhost".into()).dangerous_accept_invalid_certs(true).build_rustls().unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .unwrap();
     let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         .port(port.parse().unwrap())
         .tls(Tls::Required(tls))
@@ -85,10 +98,16 @@ async fn starttls_auth_and_delivery_with_a_real_client() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while files_in(&app.outbox(), "eml").len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "SMTP messages were not delivered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SMTP messages were not delivered"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let all: String = files_in(&app.outbox(), "eml").iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let all: String = files_in(&app.outbox(), "eml")
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     for i in 0..3 {
         assert!(all.contains(&format!("Subject: over smtp {i}")));
     }
@@ -100,58 +119,127 @@ async fn smtp_and_http_share_one_queue() {
     let mut s = Raw::connect(&app.smtp).await;
     s.login(&app.key).await;
     // Pipelined: MAIL, RCPT, DATA in one write, answered in order.
-    s.send("MAIL FROM:<app@example.com>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n").await;
+    s.send("MAIL FROM:<app@example.com>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n")
+        .await;
     assert_eq!(code(&s.reply().await), "250");
     assert_eq!(code(&s.reply().await), "250");
     assert_eq!(code(&s.reply().await), "354");
-    let r = s.cmd("From: app@example.com\r\nSubject: pipelined\r\n\r\n..leading dot\r\n.").await;
+    let r = s
+        .cmd("From: app@example.com\r\nSubject: pipelined\r\n\r\n..leading dot\r\n.")
+        .await;
     assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
     let id = r.rsplit(' ').next().unwrap().to_owned();
     let m = app.wait_status(&id, "delivered", 10).await;
     assert_eq!(m["events"][0]["detail"], "accepted via smtp");
     let eml = std::fs::read_to_string(app.outbox().join(format!("{id}.eml"))).unwrap();
-    assert!(eml.contains("\r\n.leading dot\r\n"), "dot-stuffing undone: {eml}");
+    assert!(
+        eml.contains("\r\n.leading dot\r\n"),
+        "dot-stuffing undone: {eml}"
+    );
     assert!(eml.contains("Message-ID: <"), "Message-ID added: {eml}");
-    let (code_http, _) = app.send(&app.key, common::simple_message("b@example.org")).await;
+    let (code_http, _) = app
+        .send(&app.key, common::simple_message("b@example.org"))
+        .await;
     assert_eq!(code_http, 202);
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("postern_messages_accepted_total{source=\"smtp\"} 1"), "{metrics}");
-    assert!(metrics.contains("postern_messages_accepted_total{source=\"http\"} 1"), "{metrics}");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("postern_messages_accepted_total{source=\"smtp\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("postern_messages_accepted_total{source=\"http\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn commands_out_of_order_and_bad_input() {
-    let app = App::spawn(Backend::Sqlite, &[("POSTERN_SMTP_MAX_MESSAGE_BYTES", "2000")]);
+    let app = App::spawn(
+        Backend::Sqlite,
+        &[("POSTERN_SMTP_MAX_MESSAGE_BYTES", "2000")],
+    );
     let mut s = Raw::connect(&app.smtp).await;
-    assert!(s.cmd("MAIL FROM:<a@example.com>").await.starts_with("503 5.5.1"));
+    assert!(
+        s.cmd("MAIL FROM:<a@example.com>")
+            .await
+            .starts_with("503 5.5.1")
+    );
     assert!(s.cmd("EHLO").await.starts_with("501"));
     assert!(s.cmd("BOGUS").await.starts_with("500 5.5.2"));
     let long = format!("NOOP {}", "x".repeat(5000));
     assert!(s.cmd(&long).await.starts_with("500 5.5.6"), "line too long");
     let ehlo = s.cmd("EHLO client.test").await;
-    assert!(ehlo.contains("PIPELINING") && ehlo.contains("SIZE 2000") && ehlo.contains("STARTTLS"), "{ehlo}");
-    assert!(s.cmd("MAIL FROM:<a@example.com>").await.starts_with("530 5.7.0"), "auth required");
+    assert!(
+        ehlo.contains("PIPELINING") && ehlo.contains("SIZE 2000") && ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
+    assert!(
+        s.cmd("MAIL FROM:<a@example.com>")
+            .await
+            .starts_with("530 5.7.0"),
+        "auth required"
+    );
     assert!(s.cmd("AUTH CRAM-MD5").await.starts_with("504"));
     assert!(s.cmd("AUTH PLAIN !!!notbase64").await.starts_with("501"));
     let bad = base64::engine::general_purpose::STANDARD.encode("\0u\0pst_live_AAAAAAAAAAAA_bad");
-    assert!(s.cmd(&format!("AUTH PLAIN {bad}")).await.starts_with("535 5.7.8"));
+    assert!(
+        s.cmd(&format!("AUTH PLAIN {bad}"))
+            .await
+            .starts_with("535 5.7.8")
+    );
     // AUTH LOGIN works too.
     assert!(s.cmd("AUTH LOGIN").await.starts_with("334 VXNlcm5hbWU6"));
-    assert!(s.cmd(&base64::engine::general_purpose::STANDARD.encode("user")).await.starts_with("334 UGFzc3dvcmQ6"));
-    let r = s.cmd(&base64::engine::general_purpose::STANDARD.encode(&app.key)).await;
+    assert!(
+        s.cmd(&base64::engine::general_purpose::STANDARD.encode("user"))
+            .await
+            .starts_with("334 UGFzc3dvcmQ6")
+    );
+    let r = s
+        .cmd(&base64::engine::general_purpose::STANDARD.encode(&app.key))
+        .await;
     assert!(r.starts_with("235"), "{r}");
-    assert!(s.cmd("RCPT TO:<a@example.org>").await.starts_with("503 5.5.1"), "RCPT before MAIL");
-    assert!(s.cmd("DATA").await.starts_with("503 5.5.1"), "DATA before MAIL");
+    assert!(
+        s.cmd("RCPT TO:<a@example.org>")
+            .await
+            .starts_with("503 5.5.1"),
+        "RCPT before MAIL"
+    );
+    assert!(
+        s.cmd("DATA").await.starts_with("503 5.5.1"),
+        "DATA before MAIL"
+    );
     assert!(s.cmd("MAIL FROM:<not-an-address>").await.starts_with("553"));
-    assert!(s.cmd("MAIL FROM:<a@example.com> SIZE=999999").await.starts_with("552 5.3.4"));
+    assert!(
+        s.cmd("MAIL FROM:<a@example.com> SIZE=999999")
+            .await
+            .starts_with("552 5.3.4")
+    );
     assert!(s.cmd("MAIL FROM:<a@example.com>").await.starts_with("250"));
-    assert!(s.cmd("MAIL FROM:<a@example.com>").await.starts_with("503"), "nested MAIL");
-    assert!(s.cmd("DATA").await.starts_with("503 5.5.1"), "DATA before RCPT");
-    assert!(s.cmd("RCPT TO:<bad address@x.org>").await.starts_with("501"));
+    assert!(
+        s.cmd("MAIL FROM:<a@example.com>").await.starts_with("503"),
+        "nested MAIL"
+    );
+    assert!(
+        s.cmd("DATA").await.starts_with("503 5.5.1"),
+        "DATA before RCPT"
+    );
+    assert!(
+        s.cmd("RCPT TO:<bad address@x.org>")
+            .await
+            .starts_with("501")
+    );
     assert!(s.cmd("RCPT TO:<a@example.org>").await.starts_with("250"));
     // Oversized content is read to its end, refused, and the session goes on.
     assert_eq!(code(&s.cmd("DATA").await), "354");
-    let body = format!("From: a@example.com\r\nSubject: big\r\n\r\n{}\r\n.", "y".repeat(3000));
+    let body = format!(
+        "From: a@example.com\r\nSubject: big\r\n\r\n{}\r\n.",
+        "y".repeat(3000)
+    );
     assert!(s.cmd(&body).await.starts_with("552 5.3.4"));
     // Not a message at all: refused, nothing queued.
     assert!(s.cmd("MAIL FROM:<a@example.com>").await.starts_with("250"));
@@ -161,8 +249,16 @@ async fn commands_out_of_order_and_bad_input() {
     assert!(s.cmd("RSET").await.starts_with("250"));
     assert!(s.cmd("QUIT").await.starts_with("221"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(!metrics.contains("postern_queue_messages{"), "nothing stored: {metrics}");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("postern_queue_messages{"),
+        "nothing stored: {metrics}"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +270,10 @@ async fn too_many_errors_closes_and_starttls_discards_pipelined_plaintext() {
     }
     let last = s.cmd("BOGUS").await;
     assert!(last.starts_with("500"), "{last}");
-    assert!(s.cmd("NOOP").await.starts_with("421"), "closes after too many errors");
+    assert!(
+        s.cmd("NOOP").await.starts_with("421"),
+        "closes after too many errors"
+    );
 
     // Commands pipelined after STARTTLS in clear text must never run (CVE-2011-0411).
     let mut s = Raw::connect(&app.smtp).await;
@@ -183,11 +282,18 @@ async fn too_many_errors_closes_and_starttls_discards_pipelined_plaintext() {
     assert!(s.reply().await.starts_with("220"));
     let mut buf = [0u8; 64];
     // The server now waits for a TLS ClientHello; it must not answer the injected NOOP.
-    let r = tokio::time::timeout(Duration::from_millis(500), tokio::io::AsyncReadExt::read(s.r.get_mut(), &mut buf)).await;
+    let r = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::io::AsyncReadExt::read(s.r.get_mut(), &mut buf),
+    )
+    .await;
     match r {
-        Err(_) => {}                  // silence: good
-        Ok(Ok(0)) => {}               // closed: also good
-        Ok(Ok(n)) => assert!(!String::from_utf8_lossy(&buf[..n]).starts_with("250"), "injected command was executed"),
+        Err(_) => {}    // silence: good
+        Ok(Ok(0)) => {} // closed: also good
+        Ok(Ok(n)) => assert!(
+            !String::from_utf8_lossy(&buf[..n]).starts_with("250"),
+            "injected command was executed"
+        ),
         Ok(Err(_)) => {}
     }
 }

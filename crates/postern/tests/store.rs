@@ -1,4 +1,5 @@
 //! The store's contract, run against both backends.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -13,12 +14,22 @@ struct Db {
 
 async fn backends() -> Vec<Db> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
     let pg = common::PgDb::create();
     let postgres = Store::connect(&pg.url).await.unwrap();
     vec![
-        Db { store: sqlite, _pg: None, _dir: dir },
-        Db { store: postgres, _pg: Some(pg), _dir: tempfile::tempdir().unwrap() },
+        Db {
+            store: sqlite,
+            _pg: None,
+            _dir: dir,
+        },
+        Db {
+            store: postgres,
+            _pg: Some(pg),
+            _dir: tempfile::tempdir().unwrap(),
+        },
     ]
 }
 
@@ -44,9 +55,19 @@ async fn tenants_and_keys() {
     for db in backends().await {
         let s = &db.store;
         let t = s.create_tenant("acme", 1).await.unwrap();
-        assert!(matches!(s.create_tenant("acme", 2).await, Err(StoreError::Conflict(_))), "{}", s.backend());
+        assert!(
+            matches!(
+                s.create_tenant("acme", 2).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{}",
+            s.backend()
+        );
         assert_eq!(s.tenant_by_name("acme").await.unwrap().id, t.id);
-        assert!(matches!(s.tenant_by_name("nope").await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            s.tenant_by_name("nope").await,
+            Err(StoreError::NotFound)
+        ));
         let k = postern::store::KeyRecord {
             id: "AAAAAAAAAAAA".into(),
             tenant_id: t.id.clone(),
@@ -61,8 +82,15 @@ async fn tenants_and_keys() {
         assert_eq!(s.key("AAAAAAAAAAAA").await.unwrap().tenant, "acme");
         s.revoke_key("AAAAAAAAAAAA", 9).await.unwrap();
         s.revoke_key("AAAAAAAAAAAA", 10).await.unwrap();
-        assert_eq!(s.key("AAAAAAAAAAAA").await.unwrap().revoked_at, Some(9), "first revocation time kept");
-        assert!(matches!(s.revoke_key("BBBBBBBBBBBB", 1).await, Err(StoreError::NotFound)));
+        assert_eq!(
+            s.key("AAAAAAAAAAAA").await.unwrap().revoked_at,
+            Some(9),
+            "first revocation time kept"
+        );
+        assert!(matches!(
+            s.revoke_key("BBBBBBBBBBBB", 1).await,
+            Err(StoreError::NotFound)
+        ));
         assert_eq!(s.list_keys(Some(&t.id)).await.unwrap().len(), 1);
     }
 }
@@ -80,19 +108,54 @@ async fn group_insert_with_idempotency() {
             msg(&t.id, 4, Some(("k1", "hash-b"))), // same key, another request
         ];
         let out = s.insert_messages(&batch).await.unwrap();
-        assert_eq!(out[0], Inserted::New { id: first.id.clone(), status: "queued".into() }, "{}", s.backend());
+        assert_eq!(
+            out[0],
+            Inserted::New {
+                id: first.id.clone(),
+                status: "queued".into()
+            },
+            "{}",
+            s.backend()
+        );
         assert!(matches!(&out[1], Inserted::New { .. }));
-        assert_eq!(out[2], Inserted::Replay { id: first.id.clone(), status: "queued".into() });
-        assert_eq!(out[3], Inserted::KeyReused { id: first.id.clone() });
+        assert_eq!(
+            out[2],
+            Inserted::Replay {
+                id: first.id.clone(),
+                status: "queued".into()
+            }
+        );
+        assert_eq!(
+            out[3],
+            Inserted::KeyReused {
+                id: first.id.clone()
+            }
+        );
         // A later batch replays too.
-        let again = s.insert_messages(&[msg(&t.id, 5, Some(("k1", "hash-a")))]).await.unwrap();
-        assert_eq!(again[0], Inserted::Replay { id: first.id.clone(), status: "queued".into() });
+        let again = s
+            .insert_messages(&[msg(&t.id, 5, Some(("k1", "hash-a")))])
+            .await
+            .unwrap();
+        assert_eq!(
+            again[0],
+            Inserted::Replay {
+                id: first.id.clone(),
+                status: "queued".into()
+            }
+        );
         let counts = s.count_by_status().await.unwrap();
-        assert_eq!(counts, vec![("queued".to_owned(), 2)], "only two messages stored");
+        assert_eq!(
+            counts,
+            vec![("queued".to_owned(), 2)],
+            "only two messages stored"
+        );
         let rec = s.message(&t.id, &first.id).await.unwrap();
         assert_eq!(rec.events.len(), 1);
         assert_eq!(rec.events[0].kind, "queued");
-        assert!(matches!(s.message("other-tenant", &first.id).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            s.message("other-tenant", &first.id).await,
+            Err(StoreError::NotFound)
+        ));
     }
 }
 
@@ -104,7 +167,14 @@ async fn claim_complete_and_recover() {
         let batch: Vec<NewMessage> = (0..10).map(|n| msg(&t.id, n, None)).collect();
         s.insert_messages(&batch).await.unwrap();
         // Nothing is due before its time.
-        assert!(s.claim_due("n1", 500, 60_000, 100).await.unwrap().is_empty(), "{}", s.backend());
+        assert!(
+            s.claim_due("n1", 500, 60_000, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            s.backend()
+        );
         let a = s.claim_due("n1", 2_000, 60_000, 4).await.unwrap();
         let b = s.claim_due("n2", 2_000, 60_000, 100).await.unwrap();
         assert_eq!(a.len(), 4);
@@ -120,7 +190,14 @@ async fn claim_complete_and_recover() {
         let completion = |id: &str| Completion {
             id: id.to_owned(),
             status: MessageStatus::Delivered,
-            recipients: done.recipients.iter().map(|r| Recipient { address: r.address.clone(), state: RecipientState::Delivered }).collect(),
+            recipients: done
+                .recipients
+                .iter()
+                .map(|r| Recipient {
+                    address: r.address.clone(),
+                    state: RecipientState::Delivered,
+                })
+                .collect(),
             next_attempt_at: 3_000,
             provider: Some("local".into()),
             last_error: None,
@@ -135,11 +212,19 @@ async fn claim_complete_and_recover() {
             }],
         };
         s.complete("n2", &[completion(&done.id)]).await.unwrap();
-        assert_eq!(s.message(&t.id, &done.id).await.unwrap().status, "sending", "wrong node cannot complete");
+        assert_eq!(
+            s.message(&t.id, &done.id).await.unwrap().status,
+            "sending",
+            "wrong node cannot complete"
+        );
         s.complete("n1", &[completion(&done.id)]).await.unwrap();
         let rec = s.message(&t.id, &done.id).await.unwrap();
         assert_eq!(rec.status, "delivered");
-        assert!(rec.recipients.iter().all(|r| r.state == RecipientState::Delivered));
+        assert!(
+            rec.recipients
+                .iter()
+                .all(|r| r.state == RecipientState::Delivered)
+        );
         assert_eq!(rec.events.last().unwrap().kind, "delivered");
 
         // n1 restarts: its three other claims come back, in doubt; n2's stay (lease valid).
@@ -148,7 +233,10 @@ async fn claim_complete_and_recover() {
         assert_eq!(again.len(), 3);
         assert!(again.iter().all(|c| c.in_doubt && c.attempts == 2));
         // n2's six leases run out (n1's new ones have not): anyone may take them back.
-        assert_eq!(s.recover_claims("n3", 2_000 + 60_001, false).await.unwrap(), 6);
+        assert_eq!(
+            s.recover_claims("n3", 2_000 + 60_001, false).await.unwrap(),
+            6
+        );
         let rec = s.message(&t.id, &b[0].id).await.unwrap();
         assert_eq!(rec.events.last().unwrap().kind, "recovered");
     }

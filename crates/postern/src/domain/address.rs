@@ -32,9 +32,12 @@ impl EmailAddress {
         if s.len() > 254 {
             return Err(AddressError::TooLong);
         }
-        let parsed = lettre::Address::from_str(s).map_err(|e| AddressError::Syntax(e.to_string()))?;
+        let parsed =
+            lettre::Address::from_str(s).map_err(|e| AddressError::Syntax(e.to_string()))?;
         if parsed.user().len() > 64 {
-            return Err(AddressError::Syntax("local part is longer than 64 characters".into()));
+            return Err(AddressError::Syntax(
+                "local part is longer than 64 characters".into(),
+            ));
         }
         if !parsed.domain().contains('.') && !parsed.domain().starts_with('[') {
             return Err(AddressError::Syntax("domain has no dot".into()));
@@ -74,24 +77,46 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses() {
-        for a in ["a@example.com", "first.last+tag@sub.example.org", "x_y-z@e.co"] {
+        for a in [
+            "a@example.com",
+            "first.last+tag@sub.example.org",
+            "x_y-z@e.co",
+        ] {
             assert_eq!(EmailAddress::parse(a).unwrap().as_str(), a);
         }
     }
 
     #[test]
     fn rejects_injection_and_garbage() {
-        assert_eq!(EmailAddress::parse("a@b.com\r\nBcc: x@y.z"), Err(AddressError::ControlCharacter));
+        assert_eq!(
+            EmailAddress::parse("a@b.com\r\nBcc: x@y.z"),
+            Err(AddressError::ControlCharacter)
+        );
         assert_eq!(EmailAddress::parse(""), Err(AddressError::Empty));
-        assert!(matches!(EmailAddress::parse("no-at-sign"), Err(AddressError::Syntax(_))));
-        assert!(matches!(EmailAddress::parse("a@localhost"), Err(AddressError::Syntax(_))));
-        assert!(matches!(EmailAddress::parse("a@@b.com"), Err(AddressError::Syntax(_))));
+        assert!(matches!(
+            EmailAddress::parse("no-at-sign"),
+            Err(AddressError::Syntax(_))
+        ));
+        assert!(matches!(
+            EmailAddress::parse("a@localhost"),
+            Err(AddressError::Syntax(_))
+        ));
+        assert!(matches!(
+            EmailAddress::parse("a@@b.com"),
+            Err(AddressError::Syntax(_))
+        ));
         let long = format!("{}@example.com", "a".repeat(65));
-        assert!(matches!(EmailAddress::parse(&long), Err(AddressError::Syntax(_))));
+        assert!(matches!(
+            EmailAddress::parse(&long),
+            Err(AddressError::Syntax(_))
+        ));
     }
 
     #[test]
     fn domain_is_after_the_last_at() {
-        assert_eq!(EmailAddress::parse("a@Example.COM").unwrap().domain(), "Example.COM");
+        assert_eq!(
+            EmailAddress::parse("a@Example.COM").unwrap().domain(),
+            "Example.COM"
+        );
     }
 }

@@ -71,7 +71,9 @@ pub enum KeyError {
 }
 
 fn base62(rng: &mut impl Rng, n: usize) -> String {
-    (0..n).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn checksum(body: &str) -> String {
@@ -88,9 +90,18 @@ impl ApiKeySecret {
     pub fn generate(mode: KeyMode) -> Self {
         let mut rng = rand::rngs::OsRng;
         let id = base62(&mut rng, ID_LEN);
-        let body = format!("pst_{}_{}_{}", mode.as_str(), id, base62(&mut rng, SECRET_LEN));
+        let body = format!(
+            "pst_{}_{}_{}",
+            mode.as_str(),
+            id,
+            base62(&mut rng, SECRET_LEN)
+        );
         let token = format!("{body}{}", checksum(&body));
-        Self { id: ApiKeyId(id), mode, token: SecretString::from(token) }
+        Self {
+            id: ApiKeyId(id),
+            mode,
+            token: SecretString::from(token),
+        }
     }
 
     pub fn parse(raw: &str) -> Result<Self, KeyError> {
@@ -109,7 +120,11 @@ impl ApiKeySecret {
         if checksum(&raw[..raw.len() - CHECKSUM_LEN]) != sum {
             return Err(KeyError::Checksum);
         }
-        Ok(Self { id, mode, token: SecretString::from(raw.to_owned()) })
+        Ok(Self {
+            id,
+            mode,
+            token: SecretString::from(raw.to_owned()),
+        })
     }
 
     pub fn id(&self) -> &ApiKeyId {
@@ -171,8 +186,18 @@ mod tests {
 
     #[test]
     fn malformed_keys() {
-        for s in ["", "pst_", "pst_live_x_y", "sk_live_abc", "pst_prod_AAAAAAAAAAAA_x"] {
-            assert_eq!(ApiKeySecret::parse(s).unwrap_err(), KeyError::Malformed, "{s}");
+        for s in [
+            "",
+            "pst_",
+            "pst_live_x_y",
+            "sk_live_abc",
+            "pst_prod_AAAAAAAAAAAA_x",
+        ] {
+            assert_eq!(
+                ApiKeySecret::parse(s).unwrap_err(),
+                KeyError::Malformed,
+                "{s}"
+            );
         }
     }
 

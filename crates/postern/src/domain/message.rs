@@ -37,7 +37,10 @@ impl MessageStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Delivered | Self::Bounced | Self::Expired | Self::Suppressed | Self::Purged)
+        matches!(
+            self,
+            Self::Delivered | Self::Bounced | Self::Expired | Self::Suppressed | Self::Purged
+        )
     }
 }
 

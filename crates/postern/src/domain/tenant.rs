@@ -6,7 +6,9 @@ use std::fmt;
 pub struct TenantName(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid tenant name {0:?}: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit")]
+#[error(
+    "invalid tenant name {0:?}: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+)]
 pub struct TenantError(pub String);
 
 impl TenantName {
@@ -14,8 +16,14 @@ impl TenantName {
         let ok = !raw.is_empty()
             && raw.len() <= 63
             && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if ok { Ok(Self(raw.to_owned())) } else { Err(TenantError(raw.to_owned())) }
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(TenantError(raw.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {

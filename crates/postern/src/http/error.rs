@@ -19,20 +19,36 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorResponse { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -42,16 +58,22 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let text = r.body_text();
         match r {
-            JsonRejection::JsonDataError(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", text),
-            JsonRejection::JsonSyntaxError(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_json", text),
+            JsonRejection::JsonDataError(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", text)
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_json", text)
+            }
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "expected Content-Type: application/json",
             ),
-            r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the size limit")
-            }
+            r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body exceeds the size limit",
+            ),
             r => Self::new(r.status(), "bad_request", text),
         }
     }
@@ -60,12 +82,22 @@ impl From<JsonRejection> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Scope(..) => Self::new(StatusCode::FORBIDDEN, "insufficient_scope", e.to_string()),
-            AuthError::Store(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()),
-            AuthError::Missing => {
-                Self::new(StatusCode::UNAUTHORIZED, "missing_api_key", "send Authorization: Bearer <API key>")
+            AuthError::Scope(..) => {
+                Self::new(StatusCode::FORBIDDEN, "insufficient_scope", e.to_string())
             }
-            AuthError::Revoked(_) => Self::new(StatusCode::UNAUTHORIZED, "revoked_api_key", e.to_string()),
+            AuthError::Store(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            ),
+            AuthError::Missing => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "send Authorization: Bearer <API key>",
+            ),
+            AuthError::Revoked(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "revoked_api_key", e.to_string())
+            }
             _ => Self::new(StatusCode::UNAUTHORIZED, "invalid_api_key", e.to_string()),
         }
     }
@@ -79,6 +111,10 @@ impl From<ComposeError> for ApiError {
 
 impl From<AcceptError> for ApiError {
     fn from(e: AcceptError) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_accepted", e.to_string())
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_accepted",
+            e.to_string(),
+        )
     }
 }

@@ -7,7 +7,10 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use postern_api::{AcceptStatus, MessageEvent, MessageView, RecipientStatus, SendMessageRequest, SendMessageResponse};
+use postern_api::{
+    AcceptStatus, MessageEvent, MessageView, RecipientStatus, SendMessageRequest,
+    SendMessageResponse,
+};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
@@ -24,35 +27,62 @@ async fn principal(st: &AppState, headers: &HeaderMap, scope: &str) -> Result<Pr
         None => "",
         Some(v) => {
             let v = v.to_str().map_err(|_| {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Authorization header is not ASCII")
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_api_key",
+                    "Authorization header is not ASCII",
+                )
             })?;
-            v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).ok_or_else(|| {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "expected Authorization: Bearer <API key>")
-            })?
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_api_key",
+                        "expected Authorization: Bearer <API key>",
+                    )
+                })?
         }
     };
     Ok(st.keys.authenticate(presented.trim(), scope).await?)
 }
 
-fn idempotency_key(headers: &HeaderMap, req: &SendMessageRequest) -> Result<Option<String>, ApiError> {
+fn idempotency_key(
+    headers: &HeaderMap,
+    req: &SendMessageRequest,
+) -> Result<Option<String>, ApiError> {
     let header = match headers.get("idempotency-key") {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| bad_idem("Idempotency-Key header is not ASCII"))?.to_owned()),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| bad_idem("Idempotency-Key header is not ASCII"))?
+                .to_owned(),
+        ),
     };
     let key = match (header, &req.idempotency_key) {
-        (Some(h), Some(b)) if h != *b => return Err(bad_idem("Idempotency-Key header and idempotency_key differ")),
+        (Some(h), Some(b)) if h != *b => {
+            return Err(bad_idem(
+                "Idempotency-Key header and idempotency_key differ",
+            ));
+        }
         (h, b) => h.or_else(|| b.clone()),
     };
-    if let Some(k) = &key {
-        if k.is_empty() || k.len() > 255 || !k.bytes().all(|c| c.is_ascii_graphic()) {
-            return Err(bad_idem("idempotency key must be 1-255 printable ASCII characters"));
-        }
+    if let Some(k) = &key
+        && (k.is_empty() || k.len() > 255 || !k.bytes().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(bad_idem(
+            "idempotency key must be 1-255 printable ASCII characters",
+        ));
     }
     Ok(key)
 }
 
 fn bad_idem(msg: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_idempotency_key", msg)
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_idempotency_key",
+        msg,
+    )
 }
 
 /// Hash of the request without its idempotency key, to tell a retry from a reuse.
@@ -69,7 +99,10 @@ pub(super) async fn send(
 ) -> Result<(StatusCode, Json<SendMessageResponse>), ApiError> {
     let started = Instant::now();
     let result = send_inner(&st, &headers, body).await;
-    let code = result.as_ref().map(|(s, _)| *s).unwrap_or_else(|e| e.status);
+    let code = result
+        .as_ref()
+        .map(|(s, _)| *s)
+        .unwrap_or_else(|e| e.status);
     st.metrics.http_response("send", code.as_u16());
     st.metrics.observe_accept(started.elapsed());
     result
@@ -107,7 +140,9 @@ async fn send_inner(
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
-                format!("this idempotency key was already used for message {id} with a different request"),
+                format!(
+                    "this idempotency key was already used for message {id} with a different request"
+                ),
             ));
         }
     };
@@ -136,7 +171,13 @@ pub(super) async fn get(
     let m = match st.store.message(&who.tenant_id, &id).await {
         Ok(m) => m,
         Err(StoreError::NotFound) => return Err(ApiError::not_found("message")),
-        Err(e) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            ));
+        }
     };
     Ok(Json(MessageView {
         id: m.id,
@@ -161,7 +202,13 @@ pub(super) async fn get(
         events: m
             .events
             .into_iter()
-            .map(|e| MessageEvent { at: rfc3339(e.at), kind: e.kind, recipient: e.recipient, provider: e.provider, detail: e.detail })
+            .map(|e| MessageEvent {
+                at: rfc3339(e.at),
+                kind: e.kind,
+                recipient: e.recipient,
+                provider: e.provider,
+                detail: e.detail,
+            })
             .collect(),
     }))
 }

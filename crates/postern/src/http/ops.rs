@@ -12,7 +12,10 @@ use postern_api::HealthResponse;
 use super::AppState;
 
 pub(super) async fn healthz() -> Json<HealthResponse> {
-    Json(HealthResponse { status: "ok".into(), checks: BTreeMap::new() })
+    Json(HealthResponse {
+        status: "ok".into(),
+        checks: BTreeMap::new(),
+    })
 }
 
 /// Ready when the store answers and the delivery workers run.
@@ -29,15 +32,34 @@ pub(super) async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse
         checks.insert("store".into(), "ok".into());
     }
     let workers_ok = st.ready();
-    checks.insert("workers".into(), if workers_ok { "ok" } else { "stopped" }.into());
+    checks.insert(
+        "workers".into(),
+        if workers_ok { "ok" } else { "stopped" }.into(),
+    );
     let ok = store_ok && workers_ok;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(HealthResponse { status: if ok { "ready" } else { "not_ready" }.into(), checks }))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(HealthResponse {
+            status: if ok { "ready" } else { "not_ready" }.into(),
+            checks,
+        }),
+    )
 }
 
 pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     if let Ok(counts) = st.store.count_by_status().await {
         st.metrics.set_queue_depth(&counts);
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
 }

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-use super::{Delivery, FailureClass, OutboundMessage, Provider, ProviderError, ProviderWideKind, RecipientOutcome};
+use super::{
+    Delivery, FailureClass, OutboundMessage, Provider, ProviderError, ProviderWideKind,
+    RecipientOutcome,
+};
 
 pub struct FileProvider {
     name: String,
@@ -17,20 +20,31 @@ pub struct FileProvider {
 
 impl FileProvider {
     pub fn new(name: &str, dir: PathBuf) -> anyhow::Result<Self> {
-        Ok(Self { name: name.to_owned(), dir })
+        Ok(Self {
+            name: name.to_owned(),
+            dir,
+        })
     }
 
     fn path_for(&self, msg: &OutboundMessage) -> PathBuf {
         self.dir.join(format!("{}.eml", msg.id))
     }
 
-    fn write(dir: &std::path::Path, path: &std::path::Path, msg: &OutboundMessage) -> std::io::Result<()> {
+    fn write(
+        dir: &std::path::Path,
+        path: &std::path::Path,
+        msg: &OutboundMessage,
+    ) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let tmp = path.with_extension("eml.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         // The envelope is not in the headers (Bcc, for one), so it is recorded on top.
         write!(f, "X-Postern-Envelope-From: <{}>\r\n", msg.mail_from)?;
-        write!(f, "X-Postern-Envelope-To: {}\r\n", msg.recipients.join(", "))?;
+        write!(
+            f,
+            "X-Postern-Envelope-To: {}\r\n",
+            msg.recipients.join(", ")
+        )?;
         f.write_all(&msg.raw)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -52,7 +66,14 @@ impl Provider for FileProvider {
                 recipients: msg
                     .recipients
                     .iter()
-                    .map(|r| (r.clone(), RecipientOutcome::Delivered { response: format!("written {}.eml", msg.id) }))
+                    .map(|r| {
+                        (
+                            r.clone(),
+                            RecipientOutcome::Delivered {
+                                response: format!("written {}.eml", msg.id),
+                            },
+                        )
+                    })
                     .collect(),
             }),
             Ok(Err(e)) => Err(ProviderError::new(
@@ -60,12 +81,20 @@ impl Provider for FileProvider {
                 None,
                 format!("cannot write to {}: {e}", self.dir.display()),
             )),
-            Err(e) => Err(ProviderError::new(FailureClass::Transient, None, format!("writer task failed: {e}"))),
+            Err(e) => Err(ProviderError::new(
+                FailureClass::Transient,
+                None,
+                format!("writer task failed: {e}"),
+            )),
         }
     }
 
     async fn was_delivered(&self, msg: &OutboundMessage) -> Option<bool> {
-        Some(tokio::fs::try_exists(self.path_for(msg)).await.unwrap_or(false))
+        Some(
+            tokio::fs::try_exists(self.path_for(msg))
+                .await
+                .unwrap_or(false),
+        )
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {

@@ -30,11 +30,19 @@ pub struct OutboundMessage {
 /// The provider's answer for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientOutcome {
-    Delivered { response: String },
+    Delivered {
+        response: String,
+    },
     /// Try again later (4xx, greylisting, mailbox busy).
-    Deferred { code: Option<u16>, reason: String },
+    Deferred {
+        code: Option<u16>,
+        reason: String,
+    },
     /// Never deliverable as sent (5xx, unknown user).
-    Bounced { code: Option<u16>, reason: String },
+    Bounced {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 /// Per-recipient outcomes of one call, in the order the recipients were given.
@@ -77,7 +85,11 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(class: FailureClass, code: Option<u16>, message: impl Into<String>) -> Self {
-        Self { class, code, message: message.into() }
+        Self {
+            class,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -113,7 +125,9 @@ impl Providers {
         for (name, p) in &cfg.providers {
             let adapter: Arc<dyn Provider> = match p {
                 ProviderConfig::File { dir } => Arc::new(FileProvider::new(name, dir.clone())?),
-                ProviderConfig::Smtp { .. } => Arc::new(SmtpProvider::new(name, p, &cfg.smtp.hostname)?),
+                ProviderConfig::Smtp { .. } => {
+                    Arc::new(SmtpProvider::new(name, p, &cfg.smtp.hostname)?)
+                }
             };
             by_name.insert(name.clone(), adapter);
         }

@@ -15,7 +15,10 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use super::{Delivery, FailureClass, OutboundMessage, Provider, ProviderError, ProviderWideKind, RecipientOutcome};
+use super::{
+    Delivery, FailureClass, OutboundMessage, Provider, ProviderError, ProviderWideKind,
+    RecipientOutcome,
+};
 use crate::config::{ProviderConfig, SmtpTls};
 
 /// Idle connections older than this are closed rather than reused (servers time out idle
@@ -51,7 +54,9 @@ fn classify(stage: &str, e: &lettre::transport::smtp::Error) -> ProviderError {
     let text = format!("{stage}: {e}");
     match code {
         Some(421) => wide(ProviderWideKind::Unavailable, code, text),
-        Some(454) | Some(452) if stage == MAIL_FROM => wide(ProviderWideKind::Throttled, code, text),
+        Some(454) | Some(452) if stage == MAIL_FROM => {
+            wide(ProviderWideKind::Throttled, code, text)
+        }
         Some(530) | Some(534) | Some(535) => wide(ProviderWideKind::AuthFailed, code, text),
         Some(_) if e.is_permanent() => ProviderError::new(FailureClass::Permanent, code, text),
         _ => ProviderError::new(FailureClass::Transient, code, text),
@@ -86,7 +91,11 @@ impl SmtpProvider {
             tls: *tls,
             accept_invalid_certs: *danger_accept_invalid_certs,
             credentials,
-            hello: ClientId::Domain(hello_name.clone().unwrap_or_else(|| default_hello.to_owned())),
+            hello: ClientId::Domain(
+                hello_name
+                    .clone()
+                    .unwrap_or_else(|| default_hello.to_owned()),
+            ),
             timeout: Duration::from_secs(*timeout_secs),
             permits: Semaphore::new((*max_connections).max(1)),
             idle: Mutex::new(Vec::new()),
@@ -97,14 +106,28 @@ impl SmtpProvider {
         TlsParameters::builder(self.host.clone())
             .dangerous_accept_invalid_certs(self.accept_invalid_certs)
             .build_rustls()
-            .map_err(|e| wide(ProviderWideKind::Unavailable, None, format!("TLS setup: {e}")))
+            .map_err(|e| {
+                wide(
+                    ProviderWideKind::Unavailable,
+                    None,
+                    format!("TLS setup: {e}"),
+                )
+            })
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, ProviderError> {
-        let implicit = if self.tls == SmtpTls::Tls { Some(self.tls_parameters()?) } else { None };
+        let implicit = if self.tls == SmtpTls::Tls {
+            Some(self.tls_parameters()?)
+        } else {
+            None
+        };
         let unavailable = |e: lettre::transport::smtp::Error| {
             let code = code_of(&e);
-            wide(ProviderWideKind::Unavailable, code, format!("connect to {}:{}: {e}", self.host, self.port))
+            wide(
+                ProviderWideKind::Unavailable,
+                code,
+                format!("connect to {}:{}: {e}", self.host, self.port),
+            )
         };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
             (self.host.as_str(), self.port),
@@ -117,21 +140,33 @@ impl SmtpProvider {
         .map_err(unavailable)?;
         if self.tls == SmtpTls::Starttls {
             if !conn.can_starttls() {
-                return Err(wide(ProviderWideKind::Unavailable, None, "server does not offer STARTTLS".into()));
+                return Err(wide(
+                    ProviderWideKind::Unavailable,
+                    None,
+                    "server does not offer STARTTLS".into(),
+                ));
             }
-            conn.starttls(self.tls_parameters()?, &self.hello).await.map_err(unavailable)?;
+            conn.starttls(self.tls_parameters()?, &self.hello)
+                .await
+                .map_err(unavailable)?;
         }
         if let Some((user, pass)) = &self.credentials {
             let creds = Credentials::new(user.clone(), pass.expose_secret().to_owned());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await.map_err(|e| {
-                // The error text is the server's answer; it never contains the password.
-                let code = code_of(&e);
-                if code == Some(454) || e.is_transient() {
-                    wide(ProviderWideKind::Unavailable, code, format!("AUTH: {e}"))
-                } else {
-                    wide(ProviderWideKind::AuthFailed, code, format!("AUTH refused: {e}"))
-                }
-            })?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+                .await
+                .map_err(|e| {
+                    // The error text is the server's answer; it never contains the password.
+                    let code = code_of(&e);
+                    if code == Some(454) || e.is_transient() {
+                        wide(ProviderWideKind::Unavailable, code, format!("AUTH: {e}"))
+                    } else {
+                        wide(
+                            ProviderWideKind::AuthFailed,
+                            code,
+                            format!("AUTH refused: {e}"),
+                        )
+                    }
+                })?;
         }
         Ok(conn)
     }
@@ -153,7 +188,13 @@ impl SmtpProvider {
     ) -> Result<Delivery, ProviderError> {
         tokio::time::timeout(self.timeout * 4, self.transaction(conn, msg))
             .await
-            .unwrap_or_else(|_| Err(ProviderError::new(FailureClass::Transient, None, "SMTP transaction timed out")))
+            .unwrap_or_else(|_| {
+                Err(ProviderError::new(
+                    FailureClass::Transient,
+                    None,
+                    "SMTP transaction timed out",
+                ))
+            })
     }
 
     /// Keeps a connection that is still in a clean state for the next message.
@@ -165,7 +206,9 @@ impl SmtpProvider {
         match &result {
             Ok(_) => self.put_idle(conn),
             // A refused command may leave a transaction open; RSET makes the connection clean.
-            Err(e) if e.code.is_some() && e.code != Some(421) && conn.command(Rset).await.is_ok() => {
+            Err(e)
+                if e.code.is_some() && e.code != Some(421) && conn.command(Rset).await.is_ok() =>
+            {
                 self.put_idle(conn)
             }
             Err(_) => conn.abort().await,
@@ -175,7 +218,10 @@ impl SmtpProvider {
 
     fn put_idle(&self, conn: AsyncSmtpConnection) {
         if !conn.has_broken() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((conn, Instant::now()));
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((conn, Instant::now()));
         }
     }
 
@@ -186,7 +232,13 @@ impl SmtpProvider {
         conn: &mut AsyncSmtpConnection,
         msg: &OutboundMessage,
     ) -> Result<Delivery, ProviderError> {
-        let bad_address = |a: &str| ProviderError::new(FailureClass::Permanent, None, format!("invalid address {a:?}"));
+        let bad_address = |a: &str| {
+            ProviderError::new(
+                FailureClass::Permanent,
+                None,
+                format!("invalid address {a:?}"),
+            )
+        };
         let from = if msg.mail_from.is_empty() {
             None
         } else {
@@ -196,19 +248,31 @@ impl SmtpProvider {
         if !msg.raw.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        conn.command(Mail::new(from, params)).await.map_err(|e| classify(MAIL_FROM, &e))?;
+        conn.command(Mail::new(from, params))
+            .await
+            .map_err(|e| classify(MAIL_FROM, &e))?;
 
-        let mut outcomes: Vec<(String, Option<RecipientOutcome>)> = Vec::with_capacity(msg.recipients.len());
+        let mut outcomes: Vec<(String, Option<RecipientOutcome>)> =
+            Vec::with_capacity(msg.recipients.len());
         for rcpt in &msg.recipients {
             let outcome = match Address::from_str(rcpt) {
-                Err(_) => Some(RecipientOutcome::Bounced { code: None, reason: format!("invalid address {rcpt:?}") }),
+                Err(_) => Some(RecipientOutcome::Bounced {
+                    code: None,
+                    reason: format!("invalid address {rcpt:?}"),
+                }),
                 Ok(addr) => match conn.command(Rcpt::new(addr, vec![])).await {
                     Ok(_) => None,
-                    Err(e) if e.is_permanent() => {
-                        Some(RecipientOutcome::Bounced { code: code_of(&e), reason: format!("RCPT TO: {e}") })
+                    Err(e) if e.is_permanent() => Some(RecipientOutcome::Bounced {
+                        code: code_of(&e),
+                        reason: format!("RCPT TO: {e}"),
+                    }),
+                    Err(e) if code_of(&e) == Some(421) || !e.is_response() => {
+                        return Err(classify("RCPT TO", &e));
                     }
-                    Err(e) if code_of(&e) == Some(421) || !e.is_response() => return Err(classify("RCPT TO", &e)),
-                    Err(e) => Some(RecipientOutcome::Deferred { code: code_of(&e), reason: format!("RCPT TO: {e}") }),
+                    Err(e) => Some(RecipientOutcome::Deferred {
+                        code: code_of(&e),
+                        reason: format!("RCPT TO: {e}"),
+                    }),
                 },
             };
             outcomes.push((rcpt.clone(), outcome));
@@ -224,9 +288,15 @@ impl SmtpProvider {
                     // The server refused the content: every accepted recipient shares the fate.
                     let reason = format!("end of DATA: {e}");
                     let o = if e.is_permanent() {
-                        RecipientOutcome::Bounced { code: code_of(&e), reason }
+                        RecipientOutcome::Bounced {
+                            code: code_of(&e),
+                            reason,
+                        }
                     } else {
-                        RecipientOutcome::Deferred { code: code_of(&e), reason }
+                        RecipientOutcome::Deferred {
+                            code: code_of(&e),
+                            reason,
+                        }
                     };
                     for (_, slot) in outcomes.iter_mut().filter(|(_, s)| s.is_none()) {
                         *slot = Some(o.clone());
@@ -235,7 +305,11 @@ impl SmtpProvider {
                 }
                 Err(e) => return Err(classify("end of DATA", &e)),
             };
-            let text = format!("{} {}", u16::from(resp.code()), resp.message().collect::<Vec<_>>().join(" "));
+            let text = format!(
+                "{} {}",
+                u16::from(resp.code()),
+                resp.message().collect::<Vec<_>>().join(" ")
+            );
             return Ok(finish(outcomes, &text));
         }
         Ok(finish(outcomes, ""))
@@ -246,7 +320,14 @@ fn finish(outcomes: Vec<(String, Option<RecipientOutcome>)>, accepted: &str) -> 
     Delivery {
         recipients: outcomes
             .into_iter()
-            .map(|(r, o)| (r, o.unwrap_or_else(|| RecipientOutcome::Delivered { response: accepted.to_owned() })))
+            .map(|(r, o)| {
+                (
+                    r,
+                    o.unwrap_or_else(|| RecipientOutcome::Delivered {
+                        response: accepted.to_owned(),
+                    }),
+                )
+            })
             .collect(),
     }
 }
@@ -258,17 +339,17 @@ impl Provider for SmtpProvider {
     }
 
     async fn send(&self, msg: &OutboundMessage) -> Result<Delivery, ProviderError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ProviderError::new(FailureClass::Transient, None, "provider is shutting down"))?;
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            ProviderError::new(FailureClass::Transient, None, "provider is shutting down")
+        })?;
         // A pooled connection may have been closed by the server while idle. If it breaks at
         // MAIL FROM, nothing can have been accepted, so retry once on a fresh connection.
         if let Some(mut conn) = self.take_idle() {
             let result = self.timed_transaction(&mut conn, msg).await;
             match &result {
-                Err(e) if e.code.is_none() && e.message.starts_with(MAIL_FROM) => conn.abort().await,
+                Err(e) if e.code.is_none() && e.message.starts_with(MAIL_FROM) => {
+                    conn.abort().await
+                }
                 _ => return self.release(conn, result).await,
             }
         }
@@ -284,7 +365,8 @@ impl Provider for SmtpProvider {
     }
 
     async fn shutdown(&self) {
-        let conns: Vec<_> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let conns: Vec<_> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
         for (mut c, _) in conns {
             let _ = c.quit().await;
         }

@@ -32,7 +32,12 @@ pub struct Acceptor {
 impl Acceptor {
     /// Starts the writer. It stops once every `Acceptor` clone is dropped and the channel has
     /// drained, so nothing that was sent to it is left unanswered.
-    pub fn start(store: Store, wake: Arc<Notify>, max_batch: usize, metrics: Metrics) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        wake: Arc<Notify>,
+        max_batch: usize,
+        metrics: Metrics,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
         let handle = tokio::spawn(writer(store, rx, wake, max_batch, metrics));
         (Self { tx }, handle)
@@ -40,15 +45,25 @@ impl Acceptor {
 
     pub async fn accept(&self, msg: NewMessage) -> Result<Inserted, AcceptError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { msg, reply }).await.map_err(|_| AcceptError::ShuttingDown)?;
+        self.tx
+            .send(Job { msg, reply })
+            .await
+            .map_err(|_| AcceptError::ShuttingDown)?;
         rx.await.map_err(|_| AcceptError::ShuttingDown)?
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, wake: Arc<Notify>, max_batch: usize, metrics: Metrics) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    wake: Arc<Notify>,
+    max_batch: usize,
+    metrics: Metrics,
+) {
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let (msgs, replies): (Vec<NewMessage>, Vec<_>) = jobs.drain(..).map(|j| (j.msg, j.reply)).unzip();
+        let (msgs, replies): (Vec<NewMessage>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.msg, j.reply)).unzip();
         let started = std::time::Instant::now();
         let result = store.insert_messages(&msgs).await;
         metrics.observe_commit(msgs.len(), started.elapsed());

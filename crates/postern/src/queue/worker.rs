@@ -37,12 +37,23 @@ impl DeliveryPolicy {
     /// Jitter spreads retries of a batch that failed together.
     pub fn backoff_ms(&self, attempts: i64, rng: &mut impl Rng) -> i64 {
         let exp = attempts.clamp(1, 30) - 1;
-        let full = self.backoff_base_ms.saturating_mul(1_i64 << exp).min(self.backoff_max_ms).max(1);
+        let full = self
+            .backoff_base_ms
+            .saturating_mul(1_i64 << exp)
+            .min(self.backoff_max_ms)
+            .max(1);
         full / 2 + rng.gen_range(0..=full - full / 2)
     }
 }
 
-fn event(id: &str, at: i64, kind: EventKind, recipient: Option<&str>, provider: Option<&str>, detail: String) -> NewEvent {
+fn event(
+    id: &str,
+    at: i64,
+    kind: EventKind,
+    recipient: Option<&str>,
+    provider: Option<&str>,
+    detail: String,
+) -> NewEvent {
     NewEvent {
         message_id: id.to_owned(),
         at,
@@ -64,15 +75,21 @@ pub async fn deliver_one(
     let started = clock.now_ms();
     let mut recipients = msg.recipients.clone();
     let mut events = Vec::new();
-    let pending: Vec<String> =
-        recipients.iter().filter(|r| r.state == RecipientState::Pending).map(|r| r.address.clone()).collect();
+    let pending: Vec<String> = recipients
+        .iter()
+        .filter(|r| r.state == RecipientState::Pending)
+        .map(|r| r.address.clone())
+        .collect();
 
     let provider = policy.route.iter().find_map(|n| providers.get(n));
     let mut last_error = None;
     let mut provider_name = None;
     match provider {
         None => {
-            last_error = Some(format!("no provider of route {:?} is configured", policy.route));
+            last_error = Some(format!(
+                "no provider of route {:?} is configured",
+                policy.route
+            ));
         }
         Some(p) => {
             provider_name = Some(p.name().to_owned());
@@ -85,46 +102,91 @@ pub async fn deliver_one(
                 message_id_header: msg.message_id_header.clone(),
             };
             let pname = p.name();
-            let landed_before = if msg.in_doubt { p.was_delivered(&out).await } else { None };
+            let landed_before = if msg.in_doubt {
+                p.was_delivered(&out).await
+            } else {
+                None
+            };
             let result = if landed_before == Some(true) {
                 Ok(crate::providers::Delivery {
                     recipients: pending
                         .iter()
                         .map(|r| {
-                            let response = "found delivered by the attempt before a restart".to_owned();
+                            let response =
+                                "found delivered by the attempt before a restart".to_owned();
                             (r.clone(), RecipientOutcome::Delivered { response })
                         })
                         .collect(),
                 })
             } else {
-                events.push(event(&msg.id, started, EventKind::Attempted, None, Some(pname), format!("attempt {}", msg.attempts)));
+                events.push(event(
+                    &msg.id,
+                    started,
+                    EventKind::Attempted,
+                    None,
+                    Some(pname),
+                    format!("attempt {}", msg.attempts),
+                ));
                 p.send(&out).await
             };
             let now = clock.now_ms();
             match result {
                 Ok(delivery) => {
                     for (addr, outcome) in delivery.recipients {
-                        let Some(r) = recipients.iter_mut().find(|r| r.address == addr) else { continue };
+                        let Some(r) = recipients.iter_mut().find(|r| r.address == addr) else {
+                            continue;
+                        };
                         match outcome {
                             RecipientOutcome::Delivered { response } => {
                                 r.state = RecipientState::Delivered;
-                                events.push(event(&msg.id, now, EventKind::Delivered, Some(&addr), Some(pname), response));
+                                events.push(event(
+                                    &msg.id,
+                                    now,
+                                    EventKind::Delivered,
+                                    Some(&addr),
+                                    Some(pname),
+                                    response,
+                                ));
                             }
                             RecipientOutcome::Bounced { reason, .. } => {
                                 r.state = RecipientState::Bounced;
-                                events.push(event(&msg.id, now, EventKind::Bounced, Some(&addr), Some(pname), reason));
+                                events.push(event(
+                                    &msg.id,
+                                    now,
+                                    EventKind::Bounced,
+                                    Some(&addr),
+                                    Some(pname),
+                                    reason,
+                                ));
                             }
                             RecipientOutcome::Deferred { reason, .. } => {
-                                events.push(event(&msg.id, now, EventKind::Deferred, Some(&addr), Some(pname), reason.clone()));
+                                events.push(event(
+                                    &msg.id,
+                                    now,
+                                    EventKind::Deferred,
+                                    Some(&addr),
+                                    Some(pname),
+                                    reason.clone(),
+                                ));
                                 last_error = Some(reason);
                             }
                         }
                     }
                 }
                 Err(e) if e.class == FailureClass::Permanent => {
-                    for r in recipients.iter_mut().filter(|r| r.state == RecipientState::Pending) {
+                    for r in recipients
+                        .iter_mut()
+                        .filter(|r| r.state == RecipientState::Pending)
+                    {
                         r.state = RecipientState::Bounced;
-                        events.push(event(&msg.id, now, EventKind::Bounced, Some(&r.address), Some(pname), e.message.clone()));
+                        events.push(event(
+                            &msg.id,
+                            now,
+                            EventKind::Bounced,
+                            Some(&r.address),
+                            Some(pname),
+                            e.message.clone(),
+                        ));
                     }
                     last_error = Some(e.message);
                 }
@@ -136,37 +198,73 @@ pub async fn deliver_one(
     }
 
     let now = clock.now_ms();
-    let still_pending = recipients.iter().any(|r| r.state == RecipientState::Pending);
+    let still_pending = recipients
+        .iter()
+        .any(|r| r.state == RecipientState::Pending);
     let (status, next_attempt_at) = if still_pending && now < msg.expires_at {
         let delay = policy.backoff_ms(msg.attempts, &mut rand::thread_rng());
         // The last try happens at the end of the window rather than never.
         let next = (now + delay).min(msg.expires_at);
-        let why = last_error.clone().unwrap_or_else(|| "temporary failure".into());
-        events.push(event(&msg.id, now, EventKind::Deferred, None, provider_name.as_deref(), format!("{why}; retry in {} s", (next - now) / 1000)));
+        let why = last_error
+            .clone()
+            .unwrap_or_else(|| "temporary failure".into());
+        events.push(event(
+            &msg.id,
+            now,
+            EventKind::Deferred,
+            None,
+            provider_name.as_deref(),
+            format!("{why}; retry in {} s", (next - now) / 1000),
+        ));
         (MessageStatus::Deferred, next)
     } else {
         if still_pending {
-            for r in recipients.iter_mut().filter(|r| r.state == RecipientState::Pending) {
+            for r in recipients
+                .iter_mut()
+                .filter(|r| r.state == RecipientState::Pending)
+            {
                 r.state = RecipientState::Expired;
                 let why = format!(
                     "retry window ended after {} attempts; last error: {}",
                     msg.attempts,
                     last_error.as_deref().unwrap_or("none")
                 );
-                events.push(event(&msg.id, now, EventKind::Expired, Some(&r.address), provider_name.as_deref(), why));
+                events.push(event(
+                    &msg.id,
+                    now,
+                    EventKind::Expired,
+                    Some(&r.address),
+                    provider_name.as_deref(),
+                    why,
+                ));
             }
         }
         (final_status(&recipients), now)
     };
-    Completion { id: msg.id, status, recipients, next_attempt_at, provider: provider_name, last_error, at: now, events }
+    Completion {
+        id: msg.id,
+        status,
+        recipients,
+        next_attempt_at,
+        provider: provider_name,
+        last_error,
+        at: now,
+        events,
+    }
 }
 
 /// A message that reached at least one recipient is delivered; otherwise it bounced if any
 /// recipient bounced, else it expired. Per-recipient states keep the detail.
 fn final_status(recipients: &[Recipient]) -> MessageStatus {
-    if recipients.iter().any(|r| r.state == RecipientState::Delivered) {
+    if recipients
+        .iter()
+        .any(|r| r.state == RecipientState::Delivered)
+    {
         MessageStatus::Delivered
-    } else if recipients.iter().any(|r| r.state == RecipientState::Bounced) {
+    } else if recipients
+        .iter()
+        .any(|r| r.state == RecipientState::Bounced)
+    {
         MessageStatus::Bounced
     } else {
         MessageStatus::Expired
@@ -195,7 +293,12 @@ impl Worker {
     pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
         let this = Arc::new(self);
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
-        let completer = tokio::spawn(completer(this.store.clone(), this.node.clone(), done_rx, this.metrics.clone()));
+        let completer = tokio::spawn(completer(
+            this.store.clone(),
+            this.node.clone(),
+            done_rx,
+            this.metrics.clone(),
+        ));
         let slots = Arc::new(Semaphore::new(this.concurrency));
         let mut recovered_at = 0_i64;
         loop {
@@ -218,7 +321,11 @@ impl Worker {
                 }
                 continue;
             }
-            let claimed = match this.store.claim_due(&this.node, now, this.lease_ms, free.min(MAX_CLAIM) as i64).await {
+            let claimed = match this
+                .store
+                .claim_due(&this.node, now, this.lease_ms, free.min(MAX_CLAIM) as i64)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming messages failed; retrying");
@@ -235,19 +342,27 @@ impl Worker {
                 continue;
             }
             for msg in claimed {
-                let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
                 let (w, tx) = (this.clone(), done_tx.clone());
                 tokio::spawn(async move {
                     let c = deliver_one(msg, &w.providers, &w.policy, &w.clock).await;
-                    w.metrics.delivery_outcome(c.provider.as_deref().unwrap_or(""), c.status.as_str());
+                    w.metrics
+                        .delivery_outcome(c.provider.as_deref().unwrap_or(""), c.status.as_str());
                     let _ = tx.send(c);
                     drop(permit);
                 });
             }
         }
         let all = u32::try_from(this.concurrency).unwrap_or(u32::MAX);
-        if tokio::time::timeout(drain, slots.acquire_many(all)).await.is_err() {
-            tracing::warn!("drain timed out; unfinished claims will be recovered at the next start");
+        if tokio::time::timeout(drain, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "drain timed out; unfinished claims will be recovered at the next start"
+            );
         }
         drop(done_tx);
         let _ = completer.await;
@@ -257,7 +372,12 @@ impl Worker {
 
 /// Writes outcomes in batches. A failed write is retried: until it lands, the claim stays
 /// and the message is recovered (in doubt) rather than lost.
-async fn completer(store: Store, node: String, mut rx: mpsc::UnboundedReceiver<Completion>, metrics: Metrics) {
+async fn completer(
+    store: Store,
+    node: String,
+    mut rx: mpsc::UnboundedReceiver<Completion>,
+    metrics: Metrics,
+) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut tries = 0;
@@ -265,7 +385,10 @@ async fn completer(store: Store, node: String, mut rx: mpsc::UnboundedReceiver<C
             tries += 1;
             tracing::warn!(error = %e, tries, "writing delivery outcomes failed; retrying");
             if tries >= 50 {
-                tracing::error!("giving up writing {} outcomes; they will be recovered at restart", batch.len());
+                tracing::error!(
+                    "giving up writing {} outcomes; they will be recovered at restart",
+                    batch.len()
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100 * tries.min(10))).await;
@@ -281,7 +404,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
-        let p = DeliveryPolicy { backoff_base_ms: 1000, backoff_max_ms: 60_000, route: vec![] };
+        let p = DeliveryPolicy {
+            backoff_base_ms: 1000,
+            backoff_max_ms: 60_000,
+            route: vec![],
+        };
         let mut rng = rand::thread_rng();
         for _ in 0..200 {
             let b1 = p.backoff_ms(1, &mut rng);

@@ -9,10 +9,18 @@ pub enum Command {
     Ehlo(String),
     Helo(String),
     StartTls,
-    Auth { mechanism: String, initial: Option<String> },
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
     /// Reverse path (empty for `<>`) and the SIZE parameter if given.
-    Mail { from: String, size: Option<usize> },
-    Rcpt { to: String },
+    Mail {
+        from: String,
+        size: Option<usize>,
+    },
+    Rcpt {
+        to: String,
+    },
     Data,
     Rset,
     Noop,
@@ -36,39 +44,62 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         Some(i) => (&line[..i], line[i + 1..].trim()),
         None => (line, ""),
     };
-    let no_args = |c: Command| if rest.is_empty() { Ok(c) } else { Err(ParseError::Syntax("no arguments allowed")) };
+    let no_args = |c: Command| {
+        if rest.is_empty() {
+            Ok(c)
+        } else {
+            Err(ParseError::Syntax("no arguments allowed"))
+        }
+    };
     match verb.to_ascii_uppercase().as_str() {
         "EHLO" | "HELO" => {
             if rest.is_empty() || rest.contains(char::is_whitespace) {
-                return Err(ParseError::Syntax("EHLO/HELO takes one domain or address literal"));
+                return Err(ParseError::Syntax(
+                    "EHLO/HELO takes one domain or address literal",
+                ));
             }
-            if verb.eq_ignore_ascii_case("EHLO") { Ok(Command::Ehlo(rest.into())) } else { Ok(Command::Helo(rest.into())) }
+            if verb.eq_ignore_ascii_case("EHLO") {
+                Ok(Command::Ehlo(rest.into()))
+            } else {
+                Ok(Command::Helo(rest.into()))
+            }
         }
         "STARTTLS" => no_args(Command::StartTls),
         "AUTH" => {
             let mut parts = rest.split_ascii_whitespace();
-            let mechanism = parts.next().ok_or(ParseError::Syntax("AUTH mechanism [initial-response]"))?;
+            let mechanism = parts
+                .next()
+                .ok_or(ParseError::Syntax("AUTH mechanism [initial-response]"))?;
             let initial = parts.next().map(str::to_owned);
             if parts.next().is_some() {
                 return Err(ParseError::Syntax("AUTH mechanism [initial-response]"));
             }
-            Ok(Command::Auth { mechanism: mechanism.to_ascii_uppercase(), initial })
+            Ok(Command::Auth {
+                mechanism: mechanism.to_ascii_uppercase(),
+                initial,
+            })
         }
         "MAIL" => {
-            let (path, params) = path_arg(rest, "FROM:").ok_or(ParseError::Syntax("MAIL FROM:<address> [SIZE=n]"))?;
+            let (path, params) = path_arg(rest, "FROM:")
+                .ok_or(ParseError::Syntax("MAIL FROM:<address> [SIZE=n]"))?;
             let mut size = None;
             for p in params.split_ascii_whitespace() {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
                 match k.to_ascii_uppercase().as_str() {
-                    "SIZE" => size = Some(v.parse().map_err(|_| ParseError::Syntax("SIZE=<number>"))?),
-                    "BODY" if v.eq_ignore_ascii_case("8BITMIME") || v.eq_ignore_ascii_case("7BIT") => {}
+                    "SIZE" => {
+                        size = Some(v.parse().map_err(|_| ParseError::Syntax("SIZE=<number>"))?)
+                    }
+                    "BODY"
+                        if v.eq_ignore_ascii_case("8BITMIME") || v.eq_ignore_ascii_case("7BIT") => {
+                    }
                     _ => return Err(ParseError::Parameter(k.to_owned())),
                 }
             }
             Ok(Command::Mail { from: path, size })
         }
         "RCPT" => {
-            let (path, params) = path_arg(rest, "TO:").ok_or(ParseError::Syntax("RCPT TO:<address>"))?;
+            let (path, params) =
+                path_arg(rest, "TO:").ok_or(ParseError::Syntax("RCPT TO:<address>"))?;
             if !params.trim().is_empty() {
                 return Err(ParseError::Parameter(params.trim().to_owned()));
             }
@@ -100,7 +131,10 @@ fn path_arg<'a>(rest: &'a str, keyword: &str) -> Option<(String, &'a str)> {
         return None;
     }
     // A source route (`@a,@b:user@c`) is obsolete; keep the mailbox.
-    let path = path.rsplit_once(':').filter(|_| path.starts_with('@')).map_or(path, |(_, m)| m);
+    let path = path
+        .rsplit_once(':')
+        .filter(|_| path.starts_with('@'))
+        .map_or(path, |(_, m)| m);
     Some((path.to_owned(), &inner[end + 1..]))
 }
 
@@ -110,12 +144,44 @@ mod tests {
 
     #[test]
     fn parses_the_submission_commands() {
-        assert_eq!(parse("EHLO client.example"), Ok(Command::Ehlo("client.example".into())));
-        assert_eq!(parse("mail from:<a@b.com> SIZE=100 BODY=8BITMIME"), Ok(Command::Mail { from: "a@b.com".into(), size: Some(100) }));
-        assert_eq!(parse("MAIL FROM: <a@b.com>"), Ok(Command::Mail { from: "a@b.com".into(), size: None }));
-        assert_eq!(parse("MAIL FROM:<>"), Ok(Command::Mail { from: String::new(), size: None }));
-        assert_eq!(parse("RCPT TO:<c@d.org>"), Ok(Command::Rcpt { to: "c@d.org".into() }));
-        assert_eq!(parse("AUTH plain AGtleQ=="), Ok(Command::Auth { mechanism: "PLAIN".into(), initial: Some("AGtleQ==".into()) }));
+        assert_eq!(
+            parse("EHLO client.example"),
+            Ok(Command::Ehlo("client.example".into()))
+        );
+        assert_eq!(
+            parse("mail from:<a@b.com> SIZE=100 BODY=8BITMIME"),
+            Ok(Command::Mail {
+                from: "a@b.com".into(),
+                size: Some(100)
+            })
+        );
+        assert_eq!(
+            parse("MAIL FROM: <a@b.com>"),
+            Ok(Command::Mail {
+                from: "a@b.com".into(),
+                size: None
+            })
+        );
+        assert_eq!(
+            parse("MAIL FROM:<>"),
+            Ok(Command::Mail {
+                from: String::new(),
+                size: None
+            })
+        );
+        assert_eq!(
+            parse("RCPT TO:<c@d.org>"),
+            Ok(Command::Rcpt {
+                to: "c@d.org".into()
+            })
+        );
+        assert_eq!(
+            parse("AUTH plain AGtleQ=="),
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGtleQ==".into())
+            })
+        );
         assert_eq!(parse("DATA"), Ok(Command::Data));
         assert_eq!(parse("STARTTLS"), Ok(Command::StartTls));
     }
@@ -123,11 +189,20 @@ mod tests {
     #[test]
     fn rejects_malformed_commands() {
         assert_eq!(parse("FOO"), Err(ParseError::Unknown));
-        assert!(matches!(parse("MAIL FROM:a@b.com"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse("MAIL FROM:a@b.com"),
+            Err(ParseError::Syntax(_))
+        ));
         assert!(matches!(parse("RCPT TO:<>"), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse("MAIL FROM:<a@b.com> XYZ=1"), Err(ParseError::Parameter(_))));
+        assert!(matches!(
+            parse("MAIL FROM:<a@b.com> XYZ=1"),
+            Err(ParseError::Parameter(_))
+        ));
         assert!(matches!(parse("EHLO"), Err(ParseError::Syntax(_))));
         assert!(matches!(parse("DATA now"), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse("MAIL FROM:<a b@c.d>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse("MAIL FROM:<a b@c.d>"),
+            Err(ParseError::Syntax(_))
+        ));
     }
 }

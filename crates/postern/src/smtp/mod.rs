@@ -33,7 +33,12 @@ pub struct SessionContext {
 
 /// Accepts connections until `stop`, then lets open sessions finish their current command
 /// (they answer 421 to the next one) for up to `drain`.
-pub async fn serve(listener: TcpListener, ctx: Arc<SessionContext>, mut stop: watch::Receiver<bool>, drain: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SessionContext>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) {
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
@@ -56,17 +61,33 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SessionContext>, mut stop: wa
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(drain, async { while sessions.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(drain, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
 }
 
-async fn handle(sock: TcpStream, peer: SocketAddr, ctx: Arc<SessionContext>, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+async fn handle(
+    sock: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<SessionContext>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let _ = sock.set_nodelay(true);
-    match session::Session::new(&ctx, peer, false).run(sock, stop.clone()).await? {
+    match session::Session::new(&ctx, peer, false)
+        .run(sock, stop.clone())
+        .await?
+    {
         session::End::Closed => Ok(()),
         session::End::StartTls(sock) => {
-            let Some(tls) = ctx.tls.clone() else { return Ok(()) };
+            let Some(tls) = ctx.tls.clone() else {
+                return Ok(());
+            };
             let stream = tls.accept(sock).await?;
-            session::Session::new(&ctx, peer, true).run(stream, stop).await.map(|_| ())
+            session::Session::new(&ctx, peer, true)
+                .run(stream, stop)
+                .await
+                .map(|_| ())
         }
     }
 }

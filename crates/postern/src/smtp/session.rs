@@ -56,7 +56,16 @@ pub(super) struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub(super) fn new(ctx: &'a Arc<SessionContext>, peer: SocketAddr, tls: bool) -> Self {
-        Self { ctx, peer, tls, greeted: false, principal: None, tx: None, errors: 0, out: Vec::with_capacity(512) }
+        Self {
+            ctx,
+            peer,
+            tls,
+            greeted: false,
+            principal: None,
+            tx: None,
+            errors: 0,
+            out: Vec::with_capacity(512),
+        }
     }
 
     fn reply(&mut self, line: &str) {
@@ -67,6 +76,12 @@ impl<'a> Session<'a> {
     fn error(&mut self, line: &str) {
         self.errors += 1;
         self.reply(line);
+    }
+
+    /// [`Self::error`] for handlers that return early.
+    fn fail(&mut self, line: &str) -> std::io::Result<()> {
+        self.error(line);
+        Ok(())
     }
 
     fn auth_allowed(&self) -> bool {
@@ -84,7 +99,10 @@ impl<'a> Session<'a> {
 
     /// Reads one line of at most `max` octets. An over-long line is consumed to its end and
     /// reported, so the session can answer and go on.
-    async fn read_line<S: AsyncRead + Unpin>(r: &mut BufReader<S>, max: usize) -> std::io::Result<Line> {
+    async fn read_line<S: AsyncRead + Unpin>(
+        r: &mut BufReader<S>,
+        max: usize,
+    ) -> std::io::Result<Line> {
         let mut buf = Vec::new();
         let mut too_long = false;
         loop {
@@ -207,7 +225,9 @@ impl<'a> Session<'a> {
                         return Ok(End::StartTls(r.into_inner()));
                     }
                 }
-                Command::Auth { mechanism, initial } => self.auth(&mut r, &mechanism, initial).await?,
+                Command::Auth { mechanism, initial } => {
+                    self.auth(&mut r, &mechanism, initial).await?
+                }
                 Command::Mail { from, size } => self.mail(from, size),
                 Command::Rcpt { to } => self.rcpt(to),
                 Command::Data => self.data(&mut r).await?,
@@ -217,7 +237,9 @@ impl<'a> Session<'a> {
                 }
                 Command::Noop => self.reply("250 2.0.0 Ok"),
                 Command::Vrfy => self.reply("252 2.5.0 Cannot VRFY user, but will accept message"),
-                Command::Help => self.reply("214 2.0.0 See RFC 5321; AUTH with your Postern API key as the password"),
+                Command::Help => self.reply(
+                    "214 2.0.0 See RFC 5321; AUTH with your Postern API key as the password",
+                ),
                 Command::Quit => {
                     self.reply("221 2.0.0 Bye");
                     self.flush(r.get_mut()).await?;
@@ -234,16 +256,16 @@ impl<'a> Session<'a> {
         initial: Option<String>,
     ) -> std::io::Result<()> {
         if !self.greeted {
-            return Ok(self.error("503 5.5.1 Send EHLO first"));
+            return self.fail("503 5.5.1 Send EHLO first");
         }
         if self.principal.is_some() {
-            return Ok(self.error("503 5.5.1 Already authenticated"));
+            return self.fail("503 5.5.1 Already authenticated");
         }
         if self.tx.is_some() {
-            return Ok(self.error("503 5.5.1 AUTH not allowed during a mail transaction"));
+            return self.fail("503 5.5.1 AUTH not allowed during a mail transaction");
         }
         if !self.auth_allowed() {
-            return Ok(self.error("538 5.7.11 Encryption required: use STARTTLS first"));
+            return self.fail("538 5.7.11 Encryption required: use STARTTLS first");
         }
         let password = match mechanism {
             "PLAIN" => {
@@ -256,12 +278,16 @@ impl<'a> Session<'a> {
                     },
                 };
                 let Some(decoded) = B64.decode(resp.trim()).ok() else {
-                    return Ok(self.error("501 5.5.2 Cannot decode AUTH PLAIN response"));
+                    return self.fail("501 5.5.2 Cannot decode AUTH PLAIN response");
                 };
                 let mut parts = decoded.split(|&b| b == 0);
                 match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                    (Some(_), Some(_), Some(pass), None) => String::from_utf8_lossy(pass).into_owned(),
-                    _ => return Ok(self.error("501 5.5.2 AUTH PLAIN expects authzid\\0user\\0password")),
+                    (Some(_), Some(_), Some(pass), None) => {
+                        String::from_utf8_lossy(pass).into_owned()
+                    }
+                    _ => {
+                        return self.fail("501 5.5.2 AUTH PLAIN expects authzid\\0user\\0password");
+                    }
                 }
             }
             "LOGIN" => {
@@ -273,15 +299,19 @@ impl<'a> Session<'a> {
                     },
                 };
                 if B64.decode(user.trim()).is_err() {
-                    return Ok(self.error("501 5.5.2 Cannot decode AUTH LOGIN response"));
+                    return self.fail("501 5.5.2 Cannot decode AUTH LOGIN response");
                 }
-                let Some(pass) = self.challenge(r, "UGFzc3dvcmQ6").await? else { return Ok(()) };
+                let Some(pass) = self.challenge(r, "UGFzc3dvcmQ6").await? else {
+                    return Ok(());
+                };
                 match B64.decode(pass.trim()) {
                     Ok(p) => String::from_utf8_lossy(&p).into_owned(),
-                    Err(_) => return Ok(self.error("501 5.5.2 Cannot decode AUTH LOGIN response")),
+                    Err(_) => return self.fail("501 5.5.2 Cannot decode AUTH LOGIN response"),
                 }
             }
-            _ => return Ok(self.error("504 5.5.4 Unrecognized authentication type; use PLAIN or LOGIN")),
+            _ => {
+                return self.fail("504 5.5.4 Unrecognized authentication type; use PLAIN or LOGIN");
+            }
         };
         match self.ctx.keys.authenticate(password.trim(), "send").await {
             Ok(p) => {
@@ -289,7 +319,9 @@ impl<'a> Session<'a> {
                 self.principal = Some(p);
                 self.reply("235 2.7.0 Authentication successful");
             }
-            Err(crate::auth::AuthError::Store(_)) => self.error("454 4.7.0 Temporary authentication failure"),
+            Err(crate::auth::AuthError::Store(_)) => {
+                self.error("454 4.7.0 Temporary authentication failure")
+            }
             Err(e) => {
                 tracing::info!(peer = %self.peer, reason = %e, "SMTP AUTH refused");
                 self.error("535 5.7.8 Authentication credentials invalid");
@@ -336,7 +368,10 @@ impl<'a> Session<'a> {
         if let Err(e) = EmailAddress::parse(&from) {
             return self.error(&format!("553 5.1.7 Bad sender address: {e}"));
         }
-        self.tx = Some(Transaction { from, rcpts: Vec::new() });
+        self.tx = Some(Transaction {
+            from,
+            rcpts: Vec::new(),
+        });
         self.reply("250 2.1.0 Sender OK");
     }
 
@@ -359,10 +394,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, r: &mut BufReader<S>) -> std::io::Result<()> {
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        r: &mut BufReader<S>,
+    ) -> std::io::Result<()> {
         match &self.tx {
-            None => return Ok(self.error("503 5.5.1 Need MAIL before DATA")),
-            Some(t) if t.rcpts.is_empty() => return Ok(self.error("503 5.5.1 Need RCPT before DATA")),
+            None => return self.fail("503 5.5.1 Need MAIL before DATA"),
+            Some(t) if t.rcpts.is_empty() => {
+                return self.fail("503 5.5.1 Need RCPT before DATA");
+            }
             Some(_) => {}
         }
         self.reply("354 End data with <CR><LF>.<CR><LF>");
@@ -395,15 +435,21 @@ impl<'a> Session<'a> {
             body.extend_from_slice(content.as_bytes());
             body.extend_from_slice(b"\r\n");
         }
-        let Some(tx) = self.tx.take() else { return Ok(()) };
+        let Some(tx) = self.tx.take() else {
+            return Ok(());
+        };
         if too_big {
-            return Ok(self.error(&format!("552 5.3.4 Message exceeds the {max}-byte limit; not accepted")));
+            return self.fail(&format!(
+                "552 5.3.4 Message exceeds the {max}-byte limit; not accepted"
+            ));
         }
         let composed = match prepare_submission(body, tx.from, tx.rcpts, &self.ctx.hostname) {
             Ok(c) => c,
-            Err(e) => return Ok(self.error(&format!("550 5.6.0 {e}"))),
+            Err(e) => return self.fail(&format!("550 5.6.0 {e}")),
         };
-        let Some(who) = self.principal.clone() else { return Ok(self.error("530 5.7.0 Authentication required")) };
+        let Some(who) = self.principal.clone() else {
+            return self.fail("530 5.7.0 Authentication required");
+        };
         let now = self.ctx.clock.now_ms();
         let msg = NewMessage {
             id: uuid::Uuid::now_v7().to_string(),
@@ -420,7 +466,9 @@ impl<'a> Session<'a> {
             idempotency: None,
         };
         match self.ctx.acceptor.accept(msg).await {
-            Ok(Inserted::New { id, .. } | Inserted::Replay { id, .. } | Inserted::KeyReused { id }) => {
+            Ok(
+                Inserted::New { id, .. } | Inserted::Replay { id, .. } | Inserted::KeyReused { id },
+            ) => {
                 self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
             }
             Err(e) => self.reply(&format!("451 4.3.0 {e}")),

@@ -175,15 +175,15 @@ fn recipients_json(r: &[Recipient]) -> String {
 }
 
 fn parse_recipients(id: &str, s: &str) -> Result<Vec<Recipient>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("message {id} recipients: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Corrupt(format!("message {id} recipients: {e}")))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-const CLAIM_COLUMNS: &str =
-    "id, tenant_id, mail_from, recipients, raw, message_id_header, attempts, created_at, expires_at, in_doubt";
+const CLAIM_COLUMNS: &str = "id, tenant_id, mail_from, recipients, raw, message_id_header, attempts, created_at, expires_at, in_doubt";
 
 fn claimed_from_row<R: Row>(row: &R) -> Result<Claimed>
 where
@@ -240,14 +240,20 @@ impl Store {
     // ---- tenants -------------------------------------------------------------------------
 
     pub async fn create_tenant(&self, name: &str, now: i64) -> Result<Tenant> {
-        let t = Tenant { id: uuid::Uuid::now_v7().to_string(), name: name.to_owned(), created_at: now };
+        let t = Tenant {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            created_at: now,
+        };
         let r = on_pool!(self, p, Db => {
             sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&t.id).bind(&t.name).bind(t.created_at).execute(p).await.map(|_| ())
         });
         match r {
             Ok(_) => Ok(t),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("tenant {name:?}"))),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(format!("tenant {name:?}")))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -289,7 +295,10 @@ impl Store {
     }
 
     pub async fn list_keys(&self, tenant_id: Option<&str>) -> Result<Vec<KeyRecord>> {
-        let sql = format!("{} WHERE ($1 IS NULL OR k.tenant_id = $1) ORDER BY t.name, k.created_at", Self::KEY_SELECT);
+        let sql = format!(
+            "{} WHERE ($1 IS NULL OR k.tenant_id = $1) ORDER BY t.name, k.created_at",
+            Self::KEY_SELECT
+        );
         on_pool!(self, p, Db => {
             let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(p).await?;
             rows.iter().map(key_from_row).collect()
@@ -302,7 +311,11 @@ impl Store {
             sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
                 .bind(now).bind(id).execute(p).await?.rows_affected()
         });
-        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     // ---- admins --------------------------------------------------------------------------
@@ -371,7 +384,12 @@ impl Store {
         Ok(batch
             .iter()
             .zip(answers)
-            .map(|(m, a)| a.unwrap_or_else(|| Inserted::New { id: m.id.clone(), status: "queued".into() }))
+            .map(|(m, a)| {
+                a.unwrap_or_else(|| Inserted::New {
+                    id: m.id.clone(),
+                    status: "queued".into(),
+                })
+            })
             .collect())
     }
 
@@ -399,7 +417,13 @@ impl Store {
 
     /// Claims up to `limit` due messages for this node; the attempt is counted before any
     /// provider is called.
-    pub async fn claim_due(&self, node: &str, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>> {
+    pub async fn claim_due(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
         match self {
             Store::Sqlite(p) => sqlite::claim_due(p, node, now, lease_ms, limit).await,
             Store::Postgres(p) => postgres::claim_due(p, node, now, lease_ms, limit).await,

@@ -13,7 +13,10 @@ fn migrations() -> Vec<Migration> {
     let schema = include_str!("schema.sql")
         .replace("{BLOB}", "BLOB")
         .replace("{SERIAL}", "INTEGER PRIMARY KEY AUTOINCREMENT");
-    vec![Migration { version: 1, sql: Box::leak(schema.into_boxed_str()) }]
+    vec![Migration {
+        version: 1,
+        sql: Box::leak(schema.into_boxed_str()),
+    }]
 }
 
 pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
@@ -25,13 +28,22 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
         .foreign_keys(true)
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-65536");
-    if let Some(path) = url.strip_prefix("sqlite://").filter(|p| !p.starts_with(':')) {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .filter(|p| !p.starts_with(':'))
+    {
         let path = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| sqlx::Error::Io(e))?;
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
         }
     }
-    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await?;
     migrate(&pool).await?;
     Ok(pool)
 }
@@ -47,10 +59,12 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
         .try_get("v")?;
     for m in migrations().into_iter().filter(|m| m.version > current) {
         sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, strftime('%s','now'))")
-            .bind(m.version)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, strftime('%s','now'))",
+        )
+        .bind(m.version)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())

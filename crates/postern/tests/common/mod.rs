@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// The Python that has aiosmtpd: `POSTERN_TEST_PYTHON`, else the workspace `.venv`.
@@ -19,13 +22,18 @@ pub fn python() -> PathBuf {
         return p.into();
     }
     let venv = workspace_root().join(".venv/bin/python");
-    assert!(venv.exists(), "no {} — run scripts/test (it creates the venv with aiosmtpd)", venv.display());
+    assert!(
+        venv.exists(),
+        "no {} — run scripts/test (it creates the venv with aiosmtpd)",
+        venv.display()
+    );
     venv
 }
 
 /// `postgres://…` of the server the tests use.
 pub fn pg_admin_url() -> String {
-    std::env::var("POSTERN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("POSTERN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A database of its own for one test, dropped afterwards.
@@ -42,11 +50,22 @@ impl PgDb {
         run_blocking(async move {
             let (admin, name) = (a, n);
             use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at POSTERN_TEST_PG / 127.0.0.1:5432");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.expect("create database");
+            let mut c = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL at POSTERN_TEST_PG / 127.0.0.1:5432");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut c)
+                .await
+                .expect("create database");
         });
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
-        Self { url: format!("{base}/{name}"), name }
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(admin);
+        Self {
+            url: format!("{base}/{name}"),
+            name,
+        }
     }
 }
 
@@ -56,7 +75,9 @@ impl Drop for PgDb {
         run_blocking(async move {
             use sqlx::Connection;
             if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
             }
         });
     }
@@ -69,7 +90,11 @@ where
     F::Output: Send + 'static,
 {
     std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
     })
     .join()
     .expect("thread")
@@ -96,8 +121,14 @@ impl Sink {
             .spawn()
             .expect("start the aiosmtpd sink");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("sink port");
-        let port = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("sink said {line:?}"));
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("sink port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("sink said {line:?}"));
         Self { port, dir, child }
     }
 
@@ -110,7 +141,10 @@ impl Sink {
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
             .collect();
         files.sort();
-        files.iter().map(|p| std::fs::read_to_string(p).expect("read")).collect()
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("read"))
+            .collect()
     }
 
     pub fn stop(&mut self) {
@@ -167,7 +201,10 @@ impl App {
     /// `init` in a fresh directory, then `serve` with `env` overrides on random ports.
     pub fn spawn(backend: Backend, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for var in ["POSTERN_HTTP_LISTEN", "POSTERN_SMTP_LISTEN"] {
             if !env.iter().any(|(k, _)| k == var) {
                 env.push((var.into(), "127.0.0.1:0".into()));
@@ -176,9 +213,23 @@ impl App {
         if let Backend::Postgres(db) = &backend {
             env.push(("POSTERN_DATABASE_URL".into(), db.url.clone()));
         }
-        let mut app = Self { dir, http: String::new(), smtp: String::new(), key: String::new(), env, backend, child: None };
-        let out = app.cli(&["init", "--json", "--dir", app.dir.path().to_str().expect("utf8")]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("init printed {out:?}: {e}"));
+        let mut app = Self {
+            dir,
+            http: String::new(),
+            smtp: String::new(),
+            key: String::new(),
+            env,
+            backend,
+            child: None,
+        };
+        let out = app.cli(&[
+            "init",
+            "--json",
+            "--dir",
+            app.dir.path().to_str().expect("utf8"),
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("init printed {out:?}: {e}"));
         app.key = v["api_key"].as_str().expect("api_key").to_owned();
         app.start();
         app
@@ -186,42 +237,67 @@ impl App {
 
     fn command(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--config").arg(self.config()).envs(self.env.iter().map(|(k, v)| (k, v))).env("POSTERN_LOG", "warn");
+        c.arg("--config")
+            .arg(self.config())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("POSTERN_LOG", "warn");
         c
     }
 
     /// Runs a CLI command against this instance's config; panics unless it succeeds.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = self.command().args(args).output().expect("run postern");
-        assert!(out.status.success(), "postern {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "postern {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf8")
     }
 
     /// Runs a CLI command, returning (success, stdout, stderr).
     pub fn cli_raw(&self, args: &[&str]) -> (bool, String, String) {
         let out = self.command().args(args).output().expect("run postern");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     /// Starts (or restarts) `serve` and waits until it listens.
     pub fn start(&mut self) {
         let info = self.dir.path().join("postern-data/serve.json");
         let _ = std::fs::remove_file(&info);
-        let child = self.command().arg("serve").stdout(Stdio::null()).spawn().expect("spawn serve");
+        let child = self
+            .command()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(text) = std::fs::read_to_string(&info) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Ok(text) = std::fs::read_to_string(&info)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                {
                     self.http = format!("http://{}", v["http"].as_str().expect("http"));
                     self.smtp = v["smtp"].as_str().unwrap_or_default().to_owned();
                     return;
                 }
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("postern serve exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "postern serve did not start within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "postern serve did not start within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -236,13 +312,19 @@ impl App {
     /// SIGTERM, and the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = c.try_wait().expect("wait") {
                 return s;
             }
-            assert!(Instant::now() < deadline, "postern did not stop within 30 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "postern did not stop within 30 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -272,7 +354,12 @@ impl App {
     }
 
     pub async fn message(&self, id: &str) -> serde_json::Value {
-        let r = reqwest::Client::new().get(self.url(&format!("/v1/messages/{id}"))).bearer_auth(&self.key).send().await.expect("get");
+        let r = reqwest::Client::new()
+            .get(self.url(&format!("/v1/messages/{id}")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), 200, "GET message {id}");
         r.json().await.expect("json")
     }
@@ -285,7 +372,10 @@ impl App {
             if m["status"] == status {
                 return m;
             }
-            assert!(Instant::now() < deadline, "message {id} did not reach {status} in {secs} s: {m:#}");
+            assert!(
+                Instant::now() < deadline,
+                "message {id} did not reach {status} in {secs} s: {m:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -304,12 +394,20 @@ pub fn simple_message(to: &str) -> serde_json::Value {
 /// Files in a directory with the given extension.
 pub fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
     match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect(),
         Err(_) => vec![],
     }
 }
 
 /// A port that was free a moment ago (for a server that must keep its port across restarts).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
