@@ -29,8 +29,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
+}
+
+/// SQLite allows one writer at a time. Writers of this process queue on an async mutex rather
+/// than on SQLite's busy handler, which sleeps in steps of up to 100 ms and would turn lock
+/// contention between the acceptor and the workers into latency.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    pool: SqlitePool,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Runs the same body against whichever pool this store holds. `$db` names the backend's
@@ -38,7 +47,7 @@ pub enum Store {
 macro_rules! on_pool {
     ($store:expr, $pool:ident, $db:ident => $body:expr) => {
         match $store {
-            Store::Sqlite($pool) => {
+            Store::Sqlite(SqliteDb { pool: $pool, .. }) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Sqlite;
                 $body
@@ -212,7 +221,7 @@ impl Store {
     /// Connects and runs migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let store = if url.starts_with("sqlite:") {
-            Store::Sqlite(sqlite::connect(url).await?)
+            Store::Sqlite(SqliteDb { pool: sqlite::connect(url).await?, writer: Default::default() })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Store::Postgres(postgres::connect(url).await?)
         } else {
@@ -225,6 +234,14 @@ impl Store {
         match self {
             Store::Sqlite(_) => "sqlite",
             Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Held across a write transaction on SQLite; nothing on PostgreSQL.
+    async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self {
+            Store::Sqlite(db) => Some(db.writer.lock().await),
+            Store::Postgres(_) => None,
         }
     }
 
@@ -335,6 +352,7 @@ impl Store {
     /// are claimed first, so a repeat — in this batch, in an earlier one, or on another node —
     /// returns the first answer and is never queued twice.
     pub async fn insert_messages(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
+        let _w = self.write_lock().await;
         let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
@@ -425,7 +443,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Claimed>> {
         match self {
-            Store::Sqlite(p) => sqlite::claim_due(p, node, now, lease_ms, limit).await,
+            Store::Sqlite(db) => {
+                let _w = db.writer.lock().await;
+                sqlite::claim_due(&db.pool, node, now, lease_ms, limit).await
+            }
             Store::Postgres(p) => postgres::claim_due(p, node, now, lease_ms, limit).await,
         }
     }
@@ -434,6 +455,7 @@ impl Store {
     /// and any whose lease ran out. They are marked in doubt, since the provider may have
     /// taken them before the crash. Returns how many.
     pub async fn recover_claims(&self, node: &str, now: i64, all_local: bool) -> Result<u64> {
+        let _w = self.write_lock().await;
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
             let rows = sqlx::query(
@@ -458,6 +480,7 @@ impl Store {
     /// this node still holds the claim, so a worker whose lease was taken over cannot
     /// overwrite the newer attempt.
     pub async fn complete(&self, node: &str, batch: &[Completion]) -> Result<()> {
+        let _w = self.write_lock().await;
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
             let mut applied = Vec::with_capacity(batch.len());
