@@ -75,6 +75,10 @@ pub struct QueueConfig {
     pub backoff_base_secs: u64,
     #[serde(default = "default_backoff_max")]
     pub backoff_max_secs: u64,
+    /// Run delivery workers on this node. `false` makes an accept-only node (several nodes
+    /// sharing PostgreSQL can split accepting and delivering).
+    #[serde(default = "yes")]
+    pub deliver: bool,
     /// Deliveries in flight at once on this node.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -240,6 +244,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             retry_window_secs: default_retry_window(),
+            deliver: true,
             backoff_base_secs: default_backoff_base(),
             backoff_max_secs: default_backoff_max(),
             concurrency: default_concurrency(),

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,6 +27,7 @@ pub struct Running {
     smtp: Option<JoinHandle<()>>,
     worker: JoinHandle<()>,
     writer: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
     store: Store,
 }
 
@@ -91,7 +91,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         hostname: cfg.smtp.hostname.clone(),
         max_recipients: cfg.smtp.max_recipients,
         retry_window_ms,
-        workers_running: AtomicBool::new(true),
+        delivering: cfg.queue.deliver,
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -161,7 +161,26 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         wake,
         metrics,
     };
-    let worker = tokio::spawn(worker.run(stop_rx, drain));
+    let maintenance = {
+        let (store, mut stop) = (store.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => break,
+                }
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+    };
+    let worker = if cfg.queue.deliver {
+        tokio::spawn(worker.run(stop_rx, drain))
+    } else {
+        tracing::info!("delivery is off on this node ([queue] deliver = false); accepting only");
+        tokio::spawn(async {})
+    };
     Ok(Running {
         http_addr,
         smtp_addr,
@@ -170,6 +189,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         smtp,
         worker,
         writer,
+        maintenance,
         store,
     })
 }
@@ -187,6 +207,8 @@ impl Running {
         // and ends.
         let _ = self.writer.await;
         let _ = self.worker.await;
+        let _ = self.maintenance.await;
+        let _ = self.store.checkpoint().await;
         self.store.close().await;
     }
 }

@@ -6,7 +6,6 @@ mod messages;
 mod ops;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,13 +30,8 @@ pub struct AppState {
     pub hostname: String,
     pub max_recipients: usize,
     pub retry_window_ms: i64,
-    pub workers_running: AtomicBool,
-}
-
-impl AppState {
-    pub fn ready(&self) -> bool {
-        self.workers_running.load(Ordering::Relaxed)
-    }
+    /// Whether this node runs delivery workers (`[queue] deliver`).
+    pub delivering: bool,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {

@@ -18,7 +18,7 @@ pub(super) async fn healthz() -> Json<HealthResponse> {
     })
 }
 
-/// Ready when the store answers and the delivery workers run.
+/// Ready when the store answers (an accept-only node is ready too).
 pub(super) async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let mut checks = BTreeMap::new();
     let store_ok = match st.store.ping().await {
@@ -31,12 +31,11 @@ pub(super) async fn readyz(State(st): State<Arc<AppState>>) -> impl IntoResponse
     if store_ok {
         checks.insert("store".into(), "ok".into());
     }
-    let workers_ok = st.ready();
     checks.insert(
-        "workers".into(),
-        if workers_ok { "ok" } else { "stopped" }.into(),
+        "delivery".into(),
+        if st.delivering { "on" } else { "off" }.into(),
     );
-    let ok = store_ok && workers_ok;
+    let ok = store_ok;
     let status = if ok {
         StatusCode::OK
     } else {

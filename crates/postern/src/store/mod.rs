@@ -221,7 +221,10 @@ impl Store {
     /// Connects and runs migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let store = if url.starts_with("sqlite:") {
-            Store::Sqlite(SqliteDb { pool: sqlite::connect(url).await?, writer: Default::default() })
+            Store::Sqlite(SqliteDb {
+                pool: sqlite::connect(url).await?,
+                writer: Default::default(),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Store::Postgres(postgres::connect(url).await?)
         } else {
@@ -243,6 +246,17 @@ impl Store {
             Store::Sqlite(db) => Some(db.writer.lock().await),
             Store::Postgres(_) => None,
         }
+    }
+
+    /// Copies the SQLite write-ahead log into the database (PASSIVE: it never waits for, nor
+    /// blocks, the writer). A no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Store::Sqlite(db) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&db.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {
