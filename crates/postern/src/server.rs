@@ -62,13 +62,17 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         );
     }
     let providers = Providers::from_config(cfg)?;
-    for name in providers.names() {
-        if let Some(p) = providers.get(&name)
-            && let Err(e) = p.probe().await
-        {
-            tracing::warn!(provider = %name, error = %e, "provider probe failed; messages will wait and retry");
+    // Probes only inform the operator; a slow or failing provider must not delay the start.
+    let probing = providers.clone();
+    tokio::spawn(async move {
+        for name in probing.names() {
+            if let Some(p) = probing.get(&name)
+                && let Err(e) = p.probe().await
+            {
+                tracing::warn!(provider = %name, error = %e, "provider probe failed; messages will wait and retry");
+            }
         }
-    }
+    });
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
     let (acceptor, writer) = Acceptor::start(

@@ -246,3 +246,70 @@ async fn relay_down_then_up_delivers_everything_once() {
     app.wait_status(&id, "delivered", 15).await;
     assert_eq!(back.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn relay_over_starttls_with_auth_and_no_password_in_errors() {
+    // A certificate from `postern init` serves as the relay's own.
+    let certs = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["init", "--json", "--dir"])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tls = certs.path().join("postern-data/tls");
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let sink = Sink::start(&[
+        "--tls",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        "--auth",
+        "relayuser:s3cret-pass",
+    ]);
+    let secure = [
+        ("POSTERN_PROVIDERS_RELAY_TLS", "starttls"),
+        (
+            "POSTERN_PROVIDERS_RELAY_DANGER_ACCEPT_INVALID_CERTS",
+            "true",
+        ),
+        ("POSTERN_PROVIDERS_RELAY_USERNAME", "relayuser"),
+    ];
+    let mut env = relay_env(&sink, &secure);
+    env.push((
+        "POSTERN_PROVIDERS_RELAY_PASSWORD".into(),
+        "s3cret-pass".into(),
+    ));
+    let app = spawn(Backend::Sqlite, &env);
+    let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
+    app.wait_status(body["id"].as_str().unwrap(), "delivered", 15)
+        .await;
+    assert_eq!(sink.messages().len(), 1);
+
+    // Wrong password: deferred with the server's refusal, and the password is nowhere in it.
+    let mut env = relay_env(&sink, &secure);
+    env.push((
+        "POSTERN_PROVIDERS_RELAY_PASSWORD".into(),
+        "wrong-pass-123".into(),
+    ));
+    let app = spawn(Backend::Sqlite, &env);
+    let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
+    let m = app
+        .wait_status(body["id"].as_str().unwrap(), "deferred", 15)
+        .await;
+    let text = m.to_string();
+    assert!(
+        text.contains("AUTH refused") && text.contains("535"),
+        "{m:#}"
+    );
+    assert!(!text.contains("wrong-pass-123"), "password leaked: {m:#}");
+    let (ok, listed, _) = app.cli_raw(&["providers", "list"]);
+    assert!(
+        ok && listed.contains("relay") && !listed.contains("wrong-pass-123"),
+        "{listed}"
+    );
+    let (ok, _, err) = app.cli_raw(&["providers", "test", "relay"]);
+    assert!(
+        !ok && err.contains("AUTH refused") && !err.contains("wrong-pass-123"),
+        "{err}"
+    );
+}

@@ -115,7 +115,24 @@ impl SmtpProvider {
             })
     }
 
+    /// Connects, upgrades and authenticates within the timeout: a server that stalls mid-way
+    /// must not hold a delivery slot forever.
     async fn connect(&self) -> Result<AsyncSmtpConnection, ProviderError> {
+        tokio::time::timeout(self.timeout, self.open())
+            .await
+            .unwrap_or_else(|_| {
+                Err(wide(
+                    ProviderWideKind::Unavailable,
+                    None,
+                    format!(
+                        "connect to {}:{}: no answer within {:?}",
+                        self.host, self.port, self.timeout
+                    ),
+                ))
+            })
+    }
+
+    async fn open(&self) -> Result<AsyncSmtpConnection, ProviderError> {
         let implicit = if self.tls == SmtpTls::Tls {
             Some(self.tls_parameters()?)
         } else {

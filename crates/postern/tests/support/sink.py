@@ -5,6 +5,8 @@ Prints "PORT <n>" on stdout once listening. Every accepted message is written to
   --tempfail-first N      answer 451 at end of DATA to the first N transactions
   --reject-domain D       answer 550 5.1.1 to RCPT TO addresses at domain D
   --permfail-data         answer 554 at end of DATA to every transaction
+  --tls CERT KEY          offer STARTTLS with this certificate, and require it
+  --auth USER:PASS        require AUTH (PLAIN/LOGIN) with these credentials
 """
 import argparse
 import asyncio
@@ -13,6 +15,7 @@ import os
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Handler:
@@ -50,6 +53,8 @@ def main():
     p.add_argument("--reject-domain", default="")
     p.add_argument("--permfail-data", action="store_true")
     p.add_argument("--port", type=int, default=0, help="listen here instead of a free port")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--auth", default="")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     port = args.port
@@ -59,7 +64,23 @@ def main():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-    controller = Controller(Handler(args), hostname="127.0.0.1", port=port, data_size_limit=0)
+    kwargs = {}
+    if args.tls:
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        kwargs.update(tls_context=ctx, require_starttls=True)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
+                and auth_data.password.decode() == password
+            return AuthResult(success=ok, handled=False)  # aiosmtpd sends the 235/535
+
+        kwargs.update(authenticator=authenticator, auth_required=True,
+                      auth_require_tls=bool(args.tls))
+    controller = Controller(Handler(args), hostname="127.0.0.1", port=port, data_size_limit=0, **kwargs)
     controller.start()
     print("PORT %d" % port, flush=True)
     try:
