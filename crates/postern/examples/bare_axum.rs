@@ -7,11 +7,16 @@ use axum::routing::post;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8099".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8099".into());
     let app = axum::Router::new().route(
         "/v1/messages",
         post(|Json(_body): Json<serde_json::Value>| async {
-            (StatusCode::ACCEPTED, Json(serde_json::json!({"id": "x", "status": "queued"})))
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"id": "x", "status": "queued"})),
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -13,7 +13,13 @@ use std::time::{Duration, Instant};
 use common::{App, Backend, files_in};
 use serde_json::json;
 
-const TOTAL: usize = 2_000;
+/// bench/crash sets `POSTERN_CRASH_MESSAGES=10000`.
+fn total() -> usize {
+    std::env::var("POSTERN_CRASH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
 const CLIENTS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +70,7 @@ async fn submit(client: &reqwest::Client, url: &str, key: &str, seq: usize) -> A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_twice_loses_and_duplicates_nothing() {
+    let total = total();
     let port = common::free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
     let mut app = App::spawn(Backend::Sqlite, &[("POSTERN_HTTP_LISTEN", &listen)]);
@@ -79,7 +86,7 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
             let mut mine = HashMap::new();
             loop {
                 let seq = next.fetch_add(1, Ordering::SeqCst);
-                if seq > TOTAL {
+                if seq > total {
                     return mine;
                 }
                 mine.insert(seq, submit(&client, &url, &key, seq).await);
@@ -87,7 +94,7 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
             }
         }));
     }
-    for kill_at in [TOTAL / 4, TOTAL * 3 / 5] {
+    for kill_at in [total / 4, total * 3 / 5] {
         while answered.load(Ordering::SeqCst) < kill_at {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -99,7 +106,7 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
     for t in tasks {
         answers.extend(t.await.unwrap());
     }
-    assert_eq!(answers.len(), TOTAL);
+    assert_eq!(answers.len(), total);
     let accepted: HashMap<usize, String> = answers
         .iter()
         .filter_map(|(s, a)| {
@@ -117,7 +124,7 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
         .collect();
     assert_eq!(
         refused.len(),
-        TOTAL / 97,
+        total / 97,
         "only the invalid ones are refused: {refused:?}"
     );
 
@@ -162,6 +169,12 @@ async fn sigkill_twice_loses_and_duplicates_nothing() {
         );
     }
     assert_eq!(seen.len(), accepted.len());
+    println!(
+        "crash: {total} submitted, {} accepted, {} refused, 2 SIGKILLs, {} delivered, 0 duplicates",
+        accepted.len(),
+        refused.len(),
+        seen.len()
+    );
     // The restarts took back unfinished claims rather than losing them.
     for id in accepted.values().take(50) {
         assert_eq!(app.message(id).await["status"], "delivered");

@@ -286,6 +286,7 @@ pub struct Worker {
 
 const IDLE_POLL: Duration = Duration::from_millis(200);
 const MAX_CLAIM: usize = 256;
+const CLAIM_GATHER: Duration = Duration::from_millis(10);
 
 impl Worker {
     /// Runs until `stop` turns true, then waits up to `drain` for deliveries in flight and
@@ -313,13 +314,22 @@ impl Worker {
                 }
                 recovered_at = now;
             }
-            let free = slots.available_permits();
-            if free == 0 {
+            // Claim in batches: a claim is a write (and on SQLite an fsync), so refilling one
+            // slot at a time would make claiming the bottleneck. Wait for a quarter of the
+            // slots, or briefly, before claiming again.
+            let mut free = slots.available_permits();
+            let want = (this.concurrency / 4).max(1);
+            if free < want {
+                let wanted = u32::try_from(want).unwrap_or(1);
                 tokio::select! {
-                    p = slots.clone().acquire_owned() => drop(p),
-                    _ = stop.changed() => {}
+                    p = slots.clone().acquire_many_owned(wanted) => drop(p),
+                    _ = tokio::time::sleep(CLAIM_GATHER), if free > 0 => {}
+                    _ = stop.changed() => continue,
                 }
-                continue;
+                free = slots.available_permits();
+                if free == 0 {
+                    continue;
+                }
             }
             let claimed = match this
                 .store
