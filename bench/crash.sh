@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q aiosmtpd; }
-POSTERN_CRASH_MESSAGES="${1:-10000}" cargo test --release -p postern --test crash -- --nocapture 2>&1 \
+POSTERN_TEST_CRASH_MESSAGES="${1:-10000}" cargo test --release -p postern --test crash -- --nocapture 2>&1 \
   | grep -E "^crash:|test result|panicked|assert"

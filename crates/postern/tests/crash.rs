@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use common::{App, Backend, files_in};
 use serde_json::json;
 
-/// bench/crash sets `POSTERN_CRASH_MESSAGES=10000`.
+/// bench/crash sets `POSTERN_TEST_CRASH_MESSAGES=10000`.
 fn total() -> usize {
-    std::env::var("POSTERN_CRASH_MESSAGES")
+    std::env::var("POSTERN_TEST_CRASH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000)
