@@ -141,12 +141,7 @@ async fn smtp_and_http_share_one_queue() {
         .send(&app.key, common::simple_message("b@example.org"))
         .await;
     assert_eq!(code_http, 202);
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("postern_messages_accepted_total{source=\"smtp\"} 1"),
         "{metrics}"
@@ -249,12 +244,7 @@ async fn commands_out_of_order_and_bad_input() {
     assert!(s.cmd("RSET").await.starts_with("250"));
     assert!(s.cmd("QUIT").await.starts_with("221"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains("postern_queue_messages{"),
         "nothing stored: {metrics}"

@@ -230,6 +230,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
+        store.migrate().await?;
         Ok(store)
     }
 
@@ -456,13 +457,52 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>> {
-        match self {
-            Store::Sqlite(db) => {
-                let _w = db.writer.lock().await;
-                sqlite::claim_due(&db.pool, node, now, lease_ms, limit).await
+        let sql = match self {
+            Store::Sqlite(_) => sqlite::claim_sql(),
+            Store::Postgres(_) => postgres::claim_sql(),
+        };
+        let _w = self.write_lock().await;
+        let mut out = on_pool!(self, p, Db => {
+            let rows = sqlx::query(&sql).bind(node).bind(now + lease_ms).bind(now).bind(limit).fetch_all(p).await?;
+            rows.iter().map(claimed_from_row).collect::<Result<Vec<_>>>()?
+        });
+        out.sort_by_key(|c| c.created_at);
+        Ok(out)
+    }
+
+    /// Applies the schema migrations not yet applied, in one transaction.
+    async fn migrate(&self) -> Result<()> {
+        let (types, lock) = match self {
+            Store::Sqlite(_) => (sqlite::SCHEMA_TYPES, None),
+            Store::Postgres(_) => (postgres::SCHEMA_TYPES, Some(postgres::MIGRATION_LOCK)),
+        };
+        let schema = types
+            .iter()
+            .fold(include_str!("schema.sql").to_owned(), |s, (k, v)| {
+                s.replace(k, v)
+            });
+        let migrations = [Migration {
+            version: 1,
+            sql: schema,
+        }];
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *tx).await?;
             }
-            Store::Postgres(p) => postgres::claim_due(p, node, now, lease_ms, limit).await,
-        }
+            sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                .execute(&mut *tx).await?;
+            let current: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM schema_migrations")
+                .fetch_one(&mut *tx).await?.try_get("v")?;
+            let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock) / 1000;
+            for m in migrations.iter().filter(|m| m.version > current) {
+                sqlx::raw_sql(&m.sql).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(m.version).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Puts back claims that can no longer finish: this node's own (after a crash or restart)
@@ -563,7 +603,7 @@ where
 /// Schema migrations, applied in order at start; each runs once, recorded in
 /// `schema_migrations`. (sqlx's `migrate!` would pull in its proc-macro stack, which builds
 /// the SQLite C library a second time, for a loop of a dozen lines.)
-pub(crate) struct Migration {
-    pub version: i64,
-    pub sql: &'static str,
+struct Migration {
+    version: i64,
+    sql: String,
 }

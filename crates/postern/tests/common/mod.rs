@@ -353,6 +353,16 @@ impl App {
         (code, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn message(&self, id: &str) -> serde_json::Value {
         let r = reqwest::Client::new()
             .get(self.url(&format!("/v1/messages/{id}")))
