@@ -1,64 +1,134 @@
 #!/usr/bin/env bash
-# Durable HTTP accepts per second: Postern on SQLite and on PostgreSQL, beside a bare axum
-# handler measured in the same run, then p99 latency at half of Postern's maximum rate.
-# Usage: bench/accept.sh [SECONDS] [CONNECTIONS]
+# bench/accept.sh: durable HTTP accepts per second.
+#
+# Postern on SQLite, then on PostgreSQL (each a fresh `postern init`, delivery ON into the
+# default file provider in a throwaway outbox), then a bare axum JSON handler, all measured with
+# the same wrk command in the same run. Then p99 latency at half of each backend's maximum, with
+# an open-loop fixed-rate generator (bench/openloop.rs). See bench/README.md.
+#
+# Usage: bash bench/accept.sh            (env: BENCH_SECS=12 BENCH_CONNS=32 BENCH_THREADS=2)
 source "$(dirname "$0")/lib.sh"
-DUR="${1:-10}"; CONNS="${2:-64}"
+SECS="${BENCH_SECS:-12}"; CONNS="${BENCH_CONNS:-32}"; THREADS="${BENCH_THREADS:-2}"
+OL_CONNS=64    # connections of the open-loop generator (enough to never run out at half load)
+
 need_pkg wrk wrk
+need_pkg curl curl
+pg_ready
 build --example bare_axum
+build_openloop
+write_body "$WORK/body.json"
 
-run_wrk() { wrk -t2 -c"$1" -d"${DUR}s" -s "$2" --latency "$3"; }
+run_wrk() { # run_wrk URL LUA SECS: wrk output to stdout
+  wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s "$1" --latency "$3"
+}
 
-declare -A RPS P99 BATCH HALF_RPS HALF_P99
+declare -A RPS P99 NON2XX SOCKERR REQS ACCEPTED DELIVERED BACKLOG BATCH
+declare -A H_OFFERED H_RPS H_P50 H_P99 H_P999 H_MAX H_NON2XX H_ERR
+DBS=()
+CLEANUP_HOOKS+=('for d in "${DBS[@]:-}"; do [ -n "$d" ] && pg_dropdb "$d"; done')
+
+openloop_at() { # openloop_at NAME PORT RATE [HEADER...]: fills the H_* figures for NAME
+  local name="$1" port="$2" rate="$3"; shift 3
+  local count; count=$(calc "int($rate * $SECS)")
+  local out; out=$("$OPENLOOP" "127.0.0.1:$port" /v1/messages "$rate" "$count" "$OL_CONNS" "$WORK/body.json" "$@")
+  echo "  open loop: $out" >&2
+  H_OFFERED[$name]=$(echo "$out" | kv offered_rps); H_RPS[$name]=$(echo "$out" | kv achieved_rps)
+  H_P50[$name]=$(echo "$out" | kv p50_ms); H_P99[$name]=$(echo "$out" | kv p99_ms)
+  H_P999[$name]=$(echo "$out" | kv p999_ms); H_MAX[$name]=$(echo "$out" | kv max_ms)
+  H_NON2XX[$name]=$(echo "$out" | kv non2xx); H_ERR[$name]=$(echo "$out" | kv errors)
+}
+
 for backend in sqlite postgres; do
   extra=()
   if [ "$backend" = postgres ]; then
-    db="postern_bench_$$"
-    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
-    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    db="postern_bench_accept_$$"; DBS+=("$db"); pg_createdb "$db"
     extra=(POSTERN_DATABASE_URL="postgres://postgres@127.0.0.1/$db")
   fi
-  # An accept-only node: what is measured is the durable accept path alone.
-  start_postern "$WORK/$backend" POSTERN_QUEUE_DELIVER=false "${extra[@]}"
-  wrk_script "$WORK/post.lua" "$KEY"
-  out=$(run_wrk "$CONNS" "$WORK/post.lua" "http://127.0.0.1:$PORT_HTTP/v1/messages")
-  echo "$out" | grep -qE "Non-2xx" && { echo "ERROR: non-2xx answers on $backend:"; echo "$out"; exit 1; }
-  RPS[$backend]=$(echo "$out" | wrk_rps)
-  P99[$backend]=$(echo "$out" | wrk_p99)
-  batches=$(metric postern_accept_commit_batch_size_count); msgs=$(metric postern_accept_commit_batch_size_sum)
-  BATCH[$backend]=$(python3 -c "print(round($msgs/max($batches,1),1))")
-  stored=$(metric 'postern_queue_messages{status="queued"}')
-  echo "$backend: ${RPS[$backend]} accepts/s, p99 ${P99[$backend]} ms, ${BATCH[$backend]} messages per commit, $stored stored"
-  # p99 at half the maximum rate: each connection waits between requests so that the offered
-  # load is about half of what was just measured.
-  # The first short run calibrates the delay (latency adds to it), the second measures.
-  half=$(python3 -c "print(${RPS[$backend]}/2)")
-  delay=$(python3 -c "print(max(1, int(32*1000/$half)))")
-  wrk_script "$WORK/half.lua" "$KEY" "$delay"
-  got=$(wrk -t2 -c32 -d3s -s "$WORK/half.lua" "http://127.0.0.1:$PORT_HTTP/v1/messages" | wrk_rps)
-  delay=$(python3 -c "print(max(1, int($delay * $got / $half)))")
-  wrk_script "$WORK/half.lua" "$KEY" "$delay"
-  out=$(run_wrk 32 "$WORK/half.lua" "http://127.0.0.1:$PORT_HTTP/v1/messages")
-  HALF_RPS[$backend]=$(echo "$out" | wrk_rps); HALF_P99[$backend]=$(echo "$out" | wrk_p99)
-  echo "$backend at half load: ${HALF_RPS[$backend]} accepts/s, p99 ${HALF_P99[$backend]} ms"
+  log "postern on $backend: init in a fresh dir, serve with delivery on (file provider)"
+  start_postern "$WORK/$backend" "${extra[@]}"
+  wrk_script "$WORK/$backend.lua" "$WORK/body.json" "$KEY"
+  url="http://127.0.0.1:$PORT_HTTP/v1/messages"
+  # One request by hand first: a wrong key or body would otherwise show up only as non-2xx.
+  code=$(curl -s -o "$WORK/first.json" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' --data-binary @"$WORK/body.json" "$url")
+  [ "$code" = 202 ] || die "first POST answered $code: $(cat "$WORK/first.json")"
+  log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend)"
+  out=$(run_wrk "$WORK/$backend.lua" "$SECS" "$url"); echo "$out" > "$WORK/wrk-$backend.txt"
+  metrics_snapshot "$WORK/metrics-$backend.txt"
+  RPS[$backend]=$(echo "$out" | wrk_rps); P99[$backend]=$(echo "$out" | wrk_p99)
+  NON2XX[$backend]=$(echo "$out" | wrk_non2xx); SOCKERR[$backend]=$(echo "$out" | wrk_sockerr)
+  REQS[$backend]=$(echo "$out" | wrk_requests)
+  m="$WORK/metrics-$backend.txt"
+  ACCEPTED[$backend]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}')
+  DELIVERED[$backend]=$(from_snapshot "$m" 'postern_queue_messages{status="delivered"}')
+  BACKLOG[$backend]=$(calc "int($(from_snapshot "$m" 'postern_queue_messages{status="queued"}') + $(from_snapshot "$m" 'postern_queue_messages{status="sending"}') + $(from_snapshot "$m" 'postern_queue_messages{status="deferred"}'))")
+  BATCH[$backend]=$(calc "round($(from_snapshot "$m" postern_accept_commit_batch_size_sum) / max(1, $(from_snapshot "$m" postern_accept_commit_batch_size_count)), 1)")
+  log "$backend: ${RPS[$backend]} req/s, non-2xx ${NON2XX[$backend]}, socket errors ${SOCKERR[$backend]}; accepted ${ACCEPTED[$backend]}, delivered ${DELIVERED[$backend]}, backlog ${BACKLOG[$backend]}"
+  half=$(calc "round(${RPS[$backend]} / 2)")
+  log "open loop at $half req/s (half of max) for ${SECS}s on postern ($backend)"
+  openloop_at "$backend" "$PORT_HTTP" "$half" "Authorization: Bearer $KEY"
   stop_postern
-  if [ "$backend" = postgres ]; then psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $db" >/dev/null; fi
+  if [ "$backend" = postgres ]; then pg_dropdb "$db"; fi
+
+  # The same on an accept-only node ([queue] deliver = false): what the accept path alone does,
+  # to show how much the concurrent delivery above costs.
+  extra=()
+  if [ "$backend" = postgres ]; then
+    db="postern_bench_accept_off_$$"; DBS+=("$db"); pg_createdb "$db"
+    extra=(POSTERN_DATABASE_URL="postgres://postgres@127.0.0.1/$db")
+  fi
+  start_postern "$WORK/$backend-off" POSTERN_QUEUE_DELIVER=false "${extra[@]}"
+  wrk_script "$WORK/$backend-off.lua" "$WORK/body.json" "$KEY"
+  log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend), accept-only node"
+  out=$(run_wrk "$WORK/$backend-off.lua" "$SECS" "http://127.0.0.1:$PORT_HTTP/v1/messages"); echo "$out" > "$WORK/wrk-$backend-off.txt"
+  t="$backend-off"
+  RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
+  NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
+  metrics_snapshot "$WORK/metrics-$t.txt"; m="$WORK/metrics-$t.txt"
+  ACCEPTED[$t]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}'); DELIVERED[$t]=0
+  BACKLOG[$t]=$(from_snapshot "$m" 'postern_queue_messages{status="queued"}')
+  BATCH[$t]=$(calc "round($(from_snapshot "$m" postern_accept_commit_batch_size_sum) / max(1, $(from_snapshot "$m" postern_accept_commit_batch_size_count)), 1)")
+  log "$t: ${RPS[$t]} req/s, non-2xx ${NON2XX[$t]}, socket errors ${SOCKERR[$t]}"
+  stop_postern
+  if [ "$backend" = postgres ]; then pg_dropdb "$db"; fi
 done
 
-"$ROOT/target/release/examples/bare_axum" 127.0.0.1:18099 & PIDS+=($!)
-sleep 0.5
-out=$(run_wrk "$CONNS" "$WORK/post.lua" "http://127.0.0.1:18099/v1/messages")
-BARE=$(echo "$out" | wrk_rps)
+BARE_PORT=$(free_port)
+"$WORK/bin/bare_axum" "$BARE_PORT" 2>/dev/null & BARE_PID=$!; PIDS+=("$BARE_PID")
+wait_port "$BARE_PORT"
+log "wrk -t$THREADS -c$CONNS -d${SECS}s on the bare axum handler"
+out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$BARE_PORT/v1/messages"); echo "$out" > "$WORK/wrk-bare.txt"
+RPS[bare]=$(echo "$out" | wrk_rps); P99[bare]=$(echo "$out" | wrk_p99)
+NON2XX[bare]=$(echo "$out" | wrk_non2xx); SOCKERR[bare]=$(echo "$out" | wrk_sockerr); REQS[bare]=$(echo "$out" | wrk_requests)
+# The generator's own floor: the bare handler at the same rate as Postern-on-SQLite's half load.
+log "open loop at ${H_OFFERED[sqlite]} req/s on the bare handler (the method's floor)"
+openloop_at bare "$BARE_PORT" "${H_OFFERED[sqlite]}"
+kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
 
 echo
-echo "== accept benchmark: wrk -t2 -c$CONNS, ${DUR}s each, same machine, same run =="
-printf "%-22s %12s %10s\n" "target" "req/s" "ratio"
-printf "%-22s %12s %10s\n" "bare axum handler" "$BARE" "1.00"
-for b in sqlite postgres; do
-  printf "%-22s %12s %10s\n" "postern ($b)" "${RPS[$b]}" "$(python3 -c "print(round(${RPS[$b]}/$BARE,2))")"
+echo "== accept: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${SECS}s, ~1 KiB JSON body, same machine, same run =="
+printf "%-20s %11s %9s %9s %7s %9s | %9s %9s %8s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit"
+for t in sqlite postgres bare sqlite-off postgres-off; do
+  case $t in bare) name="bare axum";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
+  if [ "$t" = bare ]; then extra="$(printf "%9s %9s %8s %7s" - - - -)"; else
+    extra="$(printf "%9s %9s %8s %7s" "${ACCEPTED[$t]}" "${DELIVERED[$t]}" "${BACKLOG[$t]}" "${BATCH[$t]}")"; fi
+  printf "%-20s %11s %9s %9s %7s %9s | %s\n" "$name" "${RPS[$t]}" "$(calc "round(${RPS[$t]} / ${RPS[bare]}, 3)")" \
+    "${P99[$t]}" "${NON2XX[$t]}" "${SOCKERR[$t]}" "$extra"
+done
+echo "(ratio = req/s / bare axum req/s; accepted/delivered/backlog = Postern's own counters when wrk ended:"
+echo " delivery into the file provider ran concurrently with the accepts, on the same 2 cores and disk."
+echo " * = accept-only node, [queue] deliver = false: the accept path alone, for comparison)"
+echo
+echo "== latency at half of the maximum: open loop, fixed rate, ${SECS}s, $OL_CONNS connections, latency from due time =="
+printf "%-20s %10s %10s %8s %8s %9s %9s %7s %7s\n" target "offered/s" "achieved/s" "p50 ms" "p99 ms" "p99.9 ms" "max ms" non-2xx errors
+for t in sqlite postgres bare; do
+  name="postern ($t)"; [ "$t" = bare ] && name="bare axum (floor)"
+  printf "%-20s %10s %10s %8s %8s %9s %9s %7s %7s\n" "$name" "${H_OFFERED[$t]}" "${H_RPS[$t]}" "${H_P50[$t]}" \
+    "${H_P99[$t]}" "${H_P999[$t]}" "${H_MAX[$t]}" "${H_NON2XX[$t]}" "${H_ERR[$t]}"
+done
+bad=0
+for t in sqlite postgres bare sqlite-off postgres-off; do
+  [ "${NON2XX[$t]}" = 0 ] && [ "${SOCKERR[$t]}" = 0 ] && [ "${H_NON2XX[$t]:-0}" = 0 ] && [ "${H_ERR[$t]:-0}" = 0 ] || bad=1
 done
 echo
-printf "%-22s %12s %12s %14s\n" "p99 accept latency" "full: ms" "half: req/s" "half: p99 ms"
-for b in sqlite postgres; do
-  printf "%-22s %12s %12s %14s\n" "postern ($b)" "${P99[$b]}" "${HALF_RPS[$b]}" "${HALF_P99[$b]}"
-done
+if [ "$bad" = 0 ]; then echo "accept: every answer was 2xx, no socket errors"; else echo "accept: FAIL: some answers were not 2xx or had socket errors (see above)"; exit 1; fi

@@ -8,8 +8,9 @@
 //! server that falls behind therefore shows its whole backlog in the percentiles.
 //!
 //! Standard library only, built by the benchmark with `rustc -O` (no Cargo project):
-//!   openloop HOST:PORT PATH RATE SECONDS CONNS BODY_FILE [HEADER...]
-//! Prints one line of `key=value` figures.
+//!   openloop HOST:PORT PATH RATE COUNT CONNS BODY_FILE [HEADER...]
+//! sends COUNT POST requests at RATE per second (RATE 0: all due at once, i.e. as fast as CONNS
+//! connections go) and prints one line of `key=value` figures.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -68,12 +69,12 @@ fn exchange(c: &mut Conn, request: &[u8]) -> std::io::Result<u16> {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 7 {
-        eprintln!("usage: openloop HOST:PORT PATH RATE SECONDS CONNS BODY_FILE [HEADER...]");
+        eprintln!("usage: openloop HOST:PORT PATH RATE COUNT CONNS BODY_FILE [HEADER...]");
         std::process::exit(2);
     }
     let addr = a[1].clone();
     let rate: f64 = a[3].parse().expect("RATE");
-    let secs: f64 = a[4].parse().expect("SECONDS");
+    let total: u64 = a[4].parse().expect("COUNT");
     let conns: usize = a[5].parse().expect("CONNS");
     let body = std::fs::read(&a[6]).expect("BODY_FILE");
     let mut head = format!(
@@ -91,10 +92,9 @@ fn main() {
     request.extend_from_slice(&body);
     let request = Arc::new(request);
 
-    let total = (rate * secs).round() as u64;
     let next = Arc::new(AtomicU64::new(0));
-    // Connections are opened before the clock starts.
-    let start = Instant::now() + Duration::from_millis(200);
+    // At a fixed rate, connections are opened before the clock starts; unpaced, it starts now.
+    let start = Instant::now() + Duration::from_millis(if rate > 0.0 { 200 } else { 0 });
     let mut threads = Vec::new();
     for _ in 0..conns {
         let (addr, request, next) = (addr.clone(), request.clone(), next.clone());
@@ -107,7 +107,11 @@ fn main() {
                 if i >= total {
                     break;
                 }
-                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                let due = if rate > 0.0 {
+                    start + Duration::from_secs_f64(i as f64 / rate)
+                } else {
+                    start
+                };
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);

@@ -473,6 +473,19 @@ mod tests {
     }
 
     #[test]
+    fn provider_sections_are_checked_too() {
+        let e = Config::from_toml_and_env(
+            "[providers.r]\ntype=\"smtp\"\nhost=\"h\"\nprot=25\n[routes]\ndefault=[\"r\"]\n",
+            [],
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("prot"), "{e:#}");
+        let e =
+            Config::from_toml_and_env("[providers.r]\ntype=\"carrier-pigeon\"\n", []).unwrap_err();
+        assert!(format!("{e:#}").contains("carrier-pigeon"), "{e:#}");
+    }
+
+    #[test]
     fn debug_never_shows_a_password() {
         let c = Config::from_toml_and_env(
             "[providers.r]\ntype=\"smtp\"\nhost=\"h\"\npassword=\"hunter2\"\n[routes]\ndefault=[\"r\"]\n",
