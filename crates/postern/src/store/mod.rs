@@ -179,6 +179,24 @@ pub struct MessageRecord {
     pub events: Vec<StoredEvent>,
 }
 
+/// Splits rows into chunks of 64, 16, 4 and 1, so multi-row statements come in four shapes
+/// only and stay in the prepared-statement cache, instead of one new statement to prepare for
+/// every batch size.
+fn cacheable_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = [64, 16, 4, 1]
+            .into_iter()
+            .find(|&n| rest.len() >= n)
+            .unwrap_or(1);
+        let (head, tail) = rest.split_at(n);
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
 fn recipients_json(r: &[Recipient]) -> String {
     serde_json::to_string(r).unwrap_or_else(|_| "[]".into())
 }
@@ -393,7 +411,7 @@ impl Store {
             }
             let fresh: Vec<&NewMessage> = batch.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(m, _)| m).collect();
             // Multi-row inserts, chunked under both backends' bind-parameter limits.
-            for chunk in fresh.chunks(256) {
+            for chunk in cacheable_chunks(&fresh) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO messages (id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt) ");
                 qb.push_values(chunk.iter(), |mut b, m| {
@@ -549,7 +567,7 @@ impl Store {
                 if n == 1 { applied.push(c); }
             }
             let events: Vec<&NewEvent> = applied.iter().flat_map(|c| c.events.iter()).collect();
-            for chunk in events.chunks(1000) {
+            for chunk in cacheable_chunks(&events) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, recipient, provider, detail) ");
                 qb.push_values(chunk.iter(), |mut b, e| {
                     b.push_bind(e.message_id.clone()).push_bind(e.at).push_bind(e.kind.as_str())
@@ -606,4 +624,17 @@ where
 struct Migration {
     version: i64,
     sql: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_cover_every_row_in_few_shapes() {
+        for n in 0..300 {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks = super::cacheable_chunks(&rows);
+            assert_eq!(chunks.concat(), rows);
+            assert!(chunks.iter().all(|c| [64, 16, 4, 1].contains(&c.len())));
+        }
+    }
 }
