@@ -285,7 +285,8 @@ pub struct Worker {
 }
 
 const IDLE_POLL: Duration = Duration::from_millis(200);
-const MAX_CLAIM: usize = 256;
+const MAX_CLAIM: usize = 128;
+const COMPLETE_BATCH: usize = 64;
 const CLAIM_GATHER: Duration = Duration::from_millis(10);
 
 impl Worker {
@@ -388,8 +389,9 @@ async fn completer(
     mut rx: mpsc::UnboundedReceiver<Completion>,
     metrics: Metrics,
 ) {
-    let mut batch = Vec::with_capacity(512);
-    while rx.recv_many(&mut batch, 512).await > 0 {
+    // Small batches: on SQLite a write holds the one write lock, and accepts queue behind it.
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
         let mut tries = 0;
         while let Err(e) = store.complete(&node, &batch).await {
             tries += 1;
