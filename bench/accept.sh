@@ -61,7 +61,7 @@ for backend in sqlite postgres; do
   m="$WORK/metrics-$backend.txt"
   ACCEPTED[$backend]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}')
   DELIVERED[$backend]=$(from_snapshot "$m" 'postern_queue_messages{status="delivered"}')
-  BACKLOG[$backend]=$(calc "int($(from_snapshot "$m" 'postern_queue_messages{status="queued"}') + $(from_snapshot "$m" 'postern_queue_messages{status="sending"}') + $(from_snapshot "$m" 'postern_queue_messages{status="deferred"}'))")
+  BACKLOG[$backend]=$(calc "int(${ACCEPTED[$backend]} - ${DELIVERED[$backend]})")
   BATCH[$backend]=$(calc "round($(from_snapshot "$m" postern_accept_commit_batch_size_sum) / max(1, $(from_snapshot "$m" postern_accept_commit_batch_size_count)), 1)")
   log "$backend: ${RPS[$backend]} req/s, non-2xx ${NON2XX[$backend]}, socket errors ${SOCKERR[$backend]}; accepted ${ACCEPTED[$backend]}, delivered ${DELIVERED[$backend]}, backlog ${BACKLOG[$backend]}"
   half=$(calc "round(${RPS[$backend]} / 2)")
@@ -86,7 +86,7 @@ for backend in sqlite postgres; do
   NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
   metrics_snapshot "$WORK/metrics-$t.txt"; m="$WORK/metrics-$t.txt"
   ACCEPTED[$t]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}'); DELIVERED[$t]=0
-  BACKLOG[$t]=$(from_snapshot "$m" 'postern_queue_messages{status="queued"}')
+  BACKLOG[$t]=${ACCEPTED[$t]}
   BATCH[$t]=$(calc "round($(from_snapshot "$m" postern_accept_commit_batch_size_sum) / max(1, $(from_snapshot "$m" postern_accept_commit_batch_size_count)), 1)")
   log "$t: ${RPS[$t]} req/s, non-2xx ${NON2XX[$t]}, socket errors ${SOCKERR[$t]}"
   stop_postern

@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -200,6 +201,8 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args()
+    # SIGTERM (from a wrapper or timeout) unwinds like Ctrl-C, so the server is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     log(f"seed {seed} (rerun the same kill points with BENCH_SEED={seed})")
@@ -242,22 +245,35 @@ def main():
 
         # Let the queue drain: every accepted message delivered, nothing left queued or sending.
         deadline = time.time() + 600
+        shown = time.time()
         while True:
             m = server.metrics()
-            pending = m.get("queued", 0) + m.get("sending", 0) + m.get("deferred", 0)
-            if pending == 0 and m.get("delivered", 0) >= len(sub.accepted):
+            if time.time() - shown > 10:
+                log(f"waiting for the queue to drain: {m}")
+                shown = time.time()
+            # Only "delivered" is read: Postern's postern_queue_messages gauge keeps the last
+            # non-zero value of a status that has no rows any more (see bench/README.md).
+            if m.get("delivered", 0) >= len(sub.accepted):
                 break
             if time.time() > deadline:
                 log(f"queue did not drain in 600 s: {m}")
                 break
             time.sleep(0.2)
         drained_after = time.time() - t0
+        time.sleep(1)  # anything still to come (a duplicate) has a moment to land
         final = server.metrics()
         rc = server.stop()
-        log(f"queue drained {drained_after:.1f} s after the start; final statuses {final}; "
+        log(f"queue drained {drained_after:.1f} s after the start; /metrics statuses {final}; "
             f"SIGTERM exit code {rc}")
     finally:
-        server.stop(timeout=10)
+        if server.proc and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+    # --- The store's own view, read after the server stopped (the default SQLite database).
+    db = sqlite3.connect(f"file:{os.path.join(data_dir, 'postern.db')}?mode=ro", uri=True)
+    store_counts = dict(db.execute("SELECT status, COUNT(*) FROM messages GROUP BY status").fetchall())
+    db.close()
 
     # --- Verification against the outbox.
     files = sorted(f for f in os.listdir(outbox) if f.endswith(".eml")) if os.path.isdir(outbox) else []
@@ -295,6 +311,8 @@ def main():
          f"{len(not_accepted_delivered)} seqs {not_accepted_delivered[:10]}, {len(no_seq)} files without X-Bench-Seq"),
         ("each delivered under the id its 202 gave", not wrong_id, f"{len(wrong_id)}: {wrong_id[:10]}"),
         ("outbox files = accepted messages", len(files) == len(accepted), f"{len(files)} files, {len(accepted)} accepted"),
+        ("store: one row per accepted message, all delivered", store_counts == {"delivered": len(accepted)},
+         f"{store_counts}"),
     ]
     ok = all(c[1] for c in checks)
 
@@ -308,6 +326,7 @@ def main():
     print(f"unanswered             {len(sub.unanswered)}")
     print(f"failed tries retried   {sub.failed_tries}  (same Idempotency-Key; {sub.retried_then_accepted} messages got their 202 on a retry)")
     print(f"outbox .eml files      {len(files)}  (distinct Message-IDs {len(by_msgid)}, distinct X-Bench-Seq {len(by_seq)}; .tmp leftovers {len(leftovers)})")
+    print(f"store rows by status   {store_counts}  (/metrics said {final})")
     print(f"missing / duplicated   {len(missing)} / {len(dup_seq)}")
     print(f"delivered without 202  {len(not_accepted_delivered)}")
     print(f"submission took {t_sub:.1f} s; queue drained {drained_after:.1f} s after the start")

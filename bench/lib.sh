@@ -54,6 +54,7 @@ build() {
     if [ "$1" = --example ]; then cp "$ROOT/target/release/examples/$2" "$WORK/bin/$2"; shift; fi
     shift
   done
+  log "load average: $(cut -d" " -f1-3 /proc/loadavg) on $(nproc) cores"
   log "postern binary built $(date -r "$ROOT/target/release/postern" '+%F %T'), tree at $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes under crates/')"
 }
 
@@ -115,7 +116,7 @@ pg_ready() {
   fi
   psql -qtA -h 127.0.0.1 -U postgres -d postgres -c 'select 1' >/dev/null || die "PostgreSQL is not reachable on 127.0.0.1"
 }
-pg_createdb() { psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
+pg_createdb() { PGOPTIONS='-c client_min_messages=warning' psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
 pg_dropdb() { psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1 || true; }
 
 # openloop: the fixed-rate load generator (bench/openloop.rs), compiled with rustc.

@@ -58,7 +58,10 @@ fn exchange(c: &mut Conn, request: &[u8]) -> std::io::Result<u16> {
         if let Some((k, v)) = l.split_once(':')
             && k.eq_ignore_ascii_case("content-length")
         {
-            len = v.trim().parse().map_err(|_| std::io::ErrorKind::InvalidData)?;
+            len = v
+                .trim()
+                .parse()
+                .map_err(|_| std::io::ErrorKind::InvalidData)?;
         }
     }
     let mut body = vec![0u8; len];

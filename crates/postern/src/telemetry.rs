@@ -139,7 +139,27 @@ impl Metrics {
         self.0.accept_seconds.observe(took.as_secs_f64());
     }
 
+    /// Sets the gauge for every status: one with no rows any more reads 0, not its last value.
     pub fn set_queue_depth(&self, counts: &[(String, i64)]) {
+        use crate::domain::MessageStatus as S;
+        for s in [
+            S::Queued,
+            S::Sending,
+            S::Deferred,
+            S::Delivered,
+            S::Bounced,
+            S::Expired,
+            S::Held,
+            S::Suppressed,
+            S::Purged,
+        ] {
+            if !counts.iter().any(|(status, _)| status == s.as_str()) {
+                self.0
+                    .queue_depth
+                    .get_or_create(&vec![("status".into(), s.as_str().into())])
+                    .set(0);
+            }
+        }
         for (status, n) in counts {
             self.0
                 .queue_depth

@@ -263,7 +263,7 @@ async fn bad_input_gets_precise_errors_and_writes_nothing() {
 
     // None of it was stored: the metrics count no message at all.
     let metrics = app.metrics().await;
-    assert!(!metrics.contains("postern_queue_messages{"), "{metrics}");
+    assert_eq!(common::stored_messages(&metrics), 0, "{metrics}");
     assert!(files_in(&app.outbox(), "eml").is_empty());
 }
 
@@ -315,7 +315,8 @@ async fn health_readiness_metrics() {
         "{m}"
     );
     assert!(
-        m.contains("postern_queue_messages{status=\"delivered\"} 1"),
+        m.contains("postern_queue_messages{status=\"delivered\"} 1")
+            && m.contains("postern_queue_messages{status=\"sending\"} 0"),
         "{m}"
     );
 }

@@ -421,3 +421,12 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// Sum of the `postern_queue_messages` gauge over every status: messages in the store.
+pub fn stored_messages(metrics: &str) -> i64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("postern_queue_messages{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum()
+}
