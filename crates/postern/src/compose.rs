@@ -116,6 +116,7 @@ pub fn compose(
     max_recipients: usize,
 ) -> Result<Composed, ComposeError> {
     let (from_mb, from_addr) = mailbox("from", &req.from)?;
+    let from_envelope = from_mb.email.clone();
     no_control("subject", &req.subject)?;
     let message_id = new_message_id(hostname);
     let mut b = lettre::Message::builder()
@@ -123,28 +124,33 @@ pub fn compose(
         .subject(req.subject.clone())
         .message_id(Some(message_id.clone()));
 
+    // Each recipient once, as text for the store and as the address already parsed for the
+    // envelope.
     let mut recipients: Vec<String> = Vec::new();
-    let mut add = |addr: &EmailAddress| {
+    let mut envelope_to: Vec<lettre::Address> = Vec::new();
+    let mut add = |mb: &Mailbox, addr: &EmailAddress| {
         if !recipients
             .iter()
             .any(|r| r.eq_ignore_ascii_case(addr.as_str()))
         {
             recipients.push(addr.as_str().to_owned());
+            envelope_to.push(mb.email.clone());
         }
     };
     for r in &req.to {
         let (mb, a) = mailbox("to", r)?;
-        add(&a);
+        add(&mb, &a);
         b = b.to(mb);
     }
     for r in &req.cc {
         let (mb, a) = mailbox("cc", r)?;
-        add(&a);
+        add(&mb, &a);
         b = b.cc(mb);
     }
     // Bcc recipients go in the envelope only, never in a header.
     for r in &req.bcc {
-        add(&mailbox("bcc", r)?.1);
+        let (mb, a) = mailbox("bcc", r)?;
+        add(&mb, &a);
     }
     if recipients.is_empty() {
         return Err(ComposeError::NoRecipients);
@@ -178,12 +184,6 @@ pub fn compose(
             .map_err(|_| ComposeError::InvalidHeaderName(name.clone()))?;
         b = b.raw_header(HeaderValue::new(hn, value.clone()));
     }
-    let envelope_to = recipients
-        .iter()
-        .map(|r| lettre::Address::from_str(r).map_err(|e| ComposeError::Build(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let from_envelope = lettre::Address::from_str(from_addr.as_str())
-        .map_err(|e| ComposeError::Build(e.to_string()))?;
     b = b.envelope(
         lettre::address::Envelope::new(Some(from_envelope), envelope_to)
             .map_err(|e| ComposeError::Build(e.to_string()))?,
