@@ -94,12 +94,4 @@ impl KeyAuthenticator {
             tenant: rec.tenant.clone(),
         })
     }
-
-    /// Drops a cached record, for revocations made in this process.
-    pub fn forget(&self, id: &str) {
-        self.cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-    }
 }

@@ -134,10 +134,6 @@ impl Providers {
         Ok(Self { by_name })
     }
 
-    pub fn insert(&mut self, p: Arc<dyn Provider>) {
-        self.by_name.insert(p.name().to_owned(), p);
-    }
-
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
     }

@@ -580,15 +580,6 @@ impl Store {
         Ok(())
     }
 
-    /// Earliest time a queued or deferred message becomes due, if any.
-    pub async fn next_due(&self) -> Result<Option<i64>> {
-        on_pool!(self, p, Db => {
-            let r = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('queued', 'deferred')")
-                .fetch_one(p).await?;
-            Ok(r.try_get::<Option<i64>, _>("t")?)
-        })
-    }
-
     /// Message counts by status, for metrics and `readyz`.
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
         on_pool!(self, p, Db => {
