@@ -15,14 +15,38 @@ use crate::config::{Config, ProviderConfig};
 pub use file::FileProvider;
 pub use smtp::SmtpProvider;
 
+/// What kind of message a provider carries. A route only ever holds providers of one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Channel {
+    #[default]
+    Email,
+    /// Text messages to E.164 phone numbers.
+    Sms,
+    /// Status posts to a social account, made with the account's OAuth token.
+    Social,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Social => "social",
+        }
+    }
+}
+
 /// What a provider is asked to deliver.
 #[derive(Debug, Clone)]
 pub struct OutboundMessage {
+    /// Postern's message id; adapters pass it as the idempotency key where the API takes one.
     pub id: String,
     pub tenant_id: String,
+    pub channel: Channel,
     pub mail_from: String,
-    /// Only the recipients still pending.
+    /// Only the recipients still pending: addresses, E.164 numbers or account handles.
     pub recipients: Vec<String>,
+    /// Email: the RFC 5322 message. SMS and social: the UTF-8 text to send.
     pub raw: Arc<[u8]>,
     pub message_id_header: String,
 }
@@ -109,8 +133,41 @@ pub trait Provider: Send + Sync + 'static {
     /// A cheap check that the provider is reachable and accepts our credentials.
     async fn probe(&self) -> Result<(), ProviderError>;
 
+    /// Account-level state as the provider reports it (SES `GetAccount`), polled on an
+    /// interval. `None` when the provider has no such API.
+    async fn account_status(&self) -> Option<Result<AccountStatus, ProviderError>> {
+        None
+    }
+
+    /// The channel this provider carries.
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
     /// Closes pooled connections.
     async fn shutdown(&self) {}
+}
+
+/// What a provider says about the account Postern sends through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountStatus {
+    /// False when the provider has paused or suspended sending.
+    pub sending_enabled: bool,
+    /// The provider's own word for its review state (SES: `HEALTHY`, `PROBATION`, `SHUTDOWN`).
+    pub enforcement: Option<String>,
+    /// Messages the provider counted in the last 24 hours, to compare with Postern's ledger.
+    pub sent_last_24h: Option<u64>,
+}
+
+impl AccountStatus {
+    /// The failure this status implies for sending, if any.
+    pub fn failure(&self) -> Option<ProviderWideKind> {
+        let shut = self
+            .enforcement
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("SHUTDOWN"));
+        (!self.sending_enabled || shut).then_some(ProviderWideKind::AccountSuspended)
+    }
 }
 
 /// The configured providers, by name.

@@ -96,6 +96,7 @@ pub async fn deliver_one(
             let out = OutboundMessage {
                 id: msg.id.clone(),
                 tenant_id: msg.tenant_id.clone(),
+                channel: crate::providers::Channel::Email,
                 mail_from: msg.mail_from.clone(),
                 recipients: pending.clone(),
                 raw: Arc::from(msg.raw.as_slice()),
