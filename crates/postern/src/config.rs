@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::providers::limits::ProviderLimits;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -27,6 +29,10 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub routes: RoutesConfig,
+    /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
+    /// the provider's own settings are read, so every provider type has them.
+    #[serde(skip)]
+    pub provider_limits: BTreeMap<String, ProviderLimits>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +97,9 @@ pub struct QueueConfig {
     /// How long `serve` waits for in-flight deliveries on SIGTERM.
     #[serde(default = "default_drain")]
     pub drain_secs: u64,
+    /// How often each provider is probed and asked for its account status (SES GetAccount).
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_secs: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -203,6 +212,9 @@ fn default_commit_batch() -> usize {
 fn default_drain() -> u64 {
     30
 }
+fn default_probe_interval() -> u64 {
+    30
+}
 fn default_smtp_port() -> u16 {
     25
 }
@@ -251,6 +263,7 @@ impl Default for QueueConfig {
             lease_secs: default_lease(),
             commit_batch: default_commit_batch(),
             drain_secs: default_drain(),
+            probe_interval_secs: default_probe_interval(),
         }
     }
 }
@@ -295,7 +308,9 @@ impl Config {
             apply_env(&mut root, &rest.to_ascii_lowercase(), &v)
                 .with_context(|| format!("environment variable {k}"))?;
         }
+        let limits = take_provider_limits(&mut root)?;
         let mut cfg: Config = toml::Value::Table(root).try_into()?;
+        cfg.provider_limits = limits;
         cfg.fill_defaults();
         cfg.check()?;
         Ok(cfg)
@@ -369,6 +384,42 @@ impl Config {
                 .unwrap_or_else(|| self.data_dir.join("tls/key.pem")),
         )
     }
+}
+
+/// Removes `max_rate` / `max_concurrency` from every provider table and returns them.
+fn take_provider_limits(
+    root: &mut toml::Table,
+) -> anyhow::Result<BTreeMap<String, ProviderLimits>> {
+    let mut out = BTreeMap::new();
+    let Some(toml::Value::Table(providers)) = root.get_mut("providers") else {
+        return Ok(out);
+    };
+    for (name, p) in providers.iter_mut() {
+        let toml::Value::Table(t) = p else { continue };
+        let max_rate = match t.remove("max_rate") {
+            None => None,
+            Some(toml::Value::Integer(n)) if n > 0 => Some(n as f64),
+            Some(toml::Value::Float(f)) if f > 0.0 && f.is_finite() => Some(f),
+            Some(v) => bail!(
+                "[providers.{name}] max_rate must be a positive number of messages per second, not {v}"
+            ),
+        };
+        let max_concurrency = match t.remove("max_concurrency") {
+            None => None,
+            Some(toml::Value::Integer(n)) if n > 0 => Some(usize::try_from(n)?),
+            Some(v) => {
+                bail!("[providers.{name}] max_concurrency must be a positive whole number, not {v}")
+            }
+        };
+        out.insert(
+            name.clone(),
+            ProviderLimits {
+                max_rate,
+                max_concurrency,
+            },
+        );
+    }
+    Ok(out)
 }
 
 const TOP_LEVEL: &[&str] = &["data_dir", "database_url"];

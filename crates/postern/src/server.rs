@@ -14,7 +14,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::providers::Providers;
-use crate::queue::{Acceptor, DeliveryPolicy, Worker};
+use crate::queue::{Acceptor, DeliveryPolicy, Dispatch, Worker};
 use crate::smtp::SessionContext;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -28,6 +28,7 @@ pub struct Running {
     worker: JoinHandle<()>,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    supervisors: Vec<JoinHandle<()>>,
     store: Store,
 }
 
@@ -62,17 +63,13 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         );
     }
     let providers = Providers::from_config(cfg)?;
-    // Probes only inform the operator; a slow or failing provider must not delay the start.
-    let probing = providers.clone();
-    tokio::spawn(async move {
-        for name in probing.names() {
-            if let Some(p) = probing.get(&name)
-                && let Err(e) = p.probe().await
-            {
-                tracing::warn!(provider = %name, error = %e, "provider probe failed; messages will wait and retry");
-            }
-        }
-    });
+    let dispatch = Dispatch::from_config(cfg, providers, clock.now_ms());
+    dispatch
+        .routes
+        .reload(&store)
+        .await
+        .context("reading tenant routes")?;
+    warn_about_unknown_providers(&dispatch);
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
     let (acceptor, writer) = Acceptor::start(
@@ -154,10 +151,35 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     };
     drop(acceptor);
 
+    let supervisors = if cfg.queue.deliver {
+        vec![
+            spawn_route_reloader(
+                dispatch.clone(),
+                store.clone(),
+                clock.clone(),
+                stop_rx.clone(),
+            ),
+            spawn_health_watcher(
+                dispatch.clone(),
+                store.clone(),
+                clock.clone(),
+                metrics.clone(),
+                stop_rx.clone(),
+            ),
+            spawn_prober(
+                dispatch.clone(),
+                clock.clone(),
+                Duration::from_secs(cfg.queue.probe_interval_secs.max(1)),
+                stop_rx.clone(),
+            ),
+        ]
+    } else {
+        vec![]
+    };
     let worker = Worker {
         store: store.clone(),
-        providers,
-        policy: DeliveryPolicy::from_config(&cfg.queue, cfg.routes.default.clone()),
+        dispatch,
+        policy: DeliveryPolicy::from_config(&cfg.queue),
         clock,
         node,
         concurrency: cfg.queue.concurrency,
@@ -194,7 +216,131 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         worker,
         writer,
         maintenance,
+        supervisors,
         store,
+    })
+}
+
+/// Routes stored by an earlier configuration may name providers that are gone.
+fn warn_about_unknown_providers(dispatch: &Dispatch) {
+    let table = dispatch.routes.table();
+    let names = table
+        .tenants
+        .values()
+        .flatten()
+        .chain(table.moves.iter().map(|m| &m.to));
+    for n in names {
+        if dispatch.providers.get(n).is_none() {
+            tracing::warn!(provider = %n, "a stored route or move names a provider that is not configured; it is skipped");
+        }
+    }
+}
+
+/// Picks up `route set` / `route move` made from the CLI (or another node) every second, and
+/// pulls forward the deferred messages of a provider traffic was just moved away from.
+fn spawn_route_reloader(
+    dispatch: Dispatch,
+    store: Store,
+    clock: SharedClock,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => break,
+            }
+            match dispatch.routes.reload(&store).await {
+                Ok(moves) => {
+                    for m in moves {
+                        tracing::info!(from = %m.from, to = %m.to, tenant = ?m.tenant_id, "route move in force");
+                        let now = clock.now_ms();
+                        if let Err(e) = store
+                            .pull_forward(&m.from, m.tenant_id.as_deref(), now)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "pulling deferred messages forward failed");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reloading routes failed; keeping the last ones")
+                }
+            }
+        }
+    })
+}
+
+/// Acts on provider health changes: metrics, and when a provider closes, its deferred
+/// messages become due at once so they go to the next provider of their route.
+fn spawn_health_watcher(
+    dispatch: Dispatch,
+    store: Store,
+    clock: SharedClock,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    use crate::providers::health::HealthState;
+    for v in dispatch.health.views() {
+        metrics.set_provider_health(&v.provider, v.state);
+    }
+    let mut changes = dispatch.health.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let t = tokio::select! {
+                t = changes.recv() => t,
+                _ = stop.changed() => break,
+            };
+            let t = match t {
+                Ok(t) => t,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            metrics.set_provider_health(&t.provider, t.to);
+            metrics.provider_state_changed(&t.provider, t.to);
+            if matches!(t.to, HealthState::Down | HealthState::Suspended)
+                && let Err(e) = store.pull_forward(&t.provider, None, clock.now_ms()).await
+            {
+                tracing::warn!(error = %e, "pulling deferred messages forward failed");
+            }
+        }
+    })
+}
+
+/// Probes every provider and asks for its account status, at start and then every
+/// `interval`. A suspended provider recovers only through this path.
+fn spawn_prober(
+    dispatch: Dispatch,
+    clock: SharedClock,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            for name in dispatch.providers.names() {
+                let Some(p) = dispatch.providers.get(&name) else {
+                    continue;
+                };
+                match p.account_status().await {
+                    Some(Ok(status)) => dispatch.health.account(&name, clock.now_ms(), &status),
+                    Some(Err(e)) => {
+                        tracing::warn!(provider = %name, error = %e, "reading the account status failed")
+                    }
+                    None => {}
+                }
+                match p.probe().await {
+                    Ok(()) => dispatch.health.probe(&name, clock.now_ms(), true),
+                    Err(e) => {
+                        tracing::warn!(provider = %name, error = %e, "provider probe failed");
+                        dispatch.health.probe(&name, clock.now_ms(), false);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => break,
+            }
+        }
     })
 }
 
@@ -212,6 +358,11 @@ impl Running {
         let _ = self.writer.await;
         let _ = self.worker.await;
         let _ = self.maintenance.await;
+        for s in self.supervisors {
+            // A probe may be waiting on a slow provider; it has nothing to finish.
+            s.abort();
+            let _ = s.await;
+        }
         let _ = self.store.checkpoint().await;
         self.store.close().await;
     }

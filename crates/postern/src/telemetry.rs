@@ -23,6 +23,8 @@ struct Inner {
     queue_depth: Family<Labels, Gauge>,
     http_requests: Family<Labels, Counter>,
     accept_seconds: Histogram,
+    provider_health: Family<Labels, Gauge>,
+    state_changes: Family<Labels, Counter>,
 }
 
 /// Cheap to clone; every clone updates the same registry.
@@ -86,6 +88,18 @@ impl Metrics {
             "Latency of POST /v1/messages",
             accept_seconds.clone(),
         );
+        let provider_health = Family::<Labels, Gauge>::default();
+        registry.register(
+            "postern_provider_health",
+            "1 for the state each provider is in (healthy, degraded, down, suspended), else 0",
+            provider_health.clone(),
+        );
+        let state_changes = Family::<Labels, Counter>::default();
+        registry.register(
+            "postern_provider_state_changes",
+            "Provider health changes, by provider and new state",
+            state_changes.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             accepted,
@@ -96,6 +110,8 @@ impl Metrics {
             queue_depth,
             http_requests,
             accept_seconds,
+            provider_health,
+            state_changes,
         }))
     }
 
@@ -166,6 +182,37 @@ impl Metrics {
                 .get_or_create(&vec![("status".into(), status.clone())])
                 .set(*n);
         }
+    }
+
+    /// Sets the health gauges of one provider: 1 for its state, 0 for the others.
+    pub fn set_provider_health(
+        &self,
+        provider: &str,
+        state: crate::providers::health::HealthState,
+    ) {
+        for s in crate::providers::health::HealthState::ALL {
+            self.0
+                .provider_health
+                .get_or_create(&vec![
+                    ("provider".into(), provider.into()),
+                    ("state".into(), s.as_str().into()),
+                ])
+                .set(i64::from(s == state));
+        }
+    }
+
+    pub fn provider_state_changed(
+        &self,
+        provider: &str,
+        to: crate::providers::health::HealthState,
+    ) {
+        self.0
+            .state_changes
+            .get_or_create(&vec![
+                ("provider".into(), provider.into()),
+                ("state".into(), to.as_str().into()),
+            ])
+            .inc();
     }
 
     pub fn render(&self) -> String {

@@ -64,6 +64,8 @@ pub enum EventKind {
     Bounced,
     Expired,
     Recovered,
+    /// A provider refused as a whole and the attempt moved to the next one in the route.
+    Failover,
     Held,
     Released,
 }
@@ -78,6 +80,7 @@ impl EventKind {
             Self::Bounced => "bounced",
             Self::Expired => "expired",
             Self::Recovered => "recovered",
+            Self::Failover => "failover",
             Self::Held => "held",
             Self::Released => "released",
         }

@@ -3,6 +3,8 @@
 //! outage (which later drives health and failover).
 
 mod file;
+pub mod health;
+pub mod limits;
 mod smtp;
 
 use std::collections::HashMap;
@@ -82,7 +84,10 @@ pub enum FailureClass {
     Transient,
     /// This message, ever: every recipient bounces (5xx to MAIL FROM or to the content).
     Permanent,
-    /// The provider itself: nothing will go through it for now.
+    /// The provider itself: nothing will go through it for now. An adapter returns this only
+    /// when the provider certainly did not take the message (refused connection, 421, auth,
+    /// throttling or suspension answers), because the attempt then moves on to the next
+    /// provider at once; when unsure (a timeout after the content was sent) it is `Transient`.
     ProviderWide(ProviderWideKind),
 }
 

@@ -2,7 +2,9 @@
 //! due messages, hands each to a provider and writes the outcome back.
 
 pub mod accept;
+pub mod routing;
 pub mod worker;
 
 pub use accept::{AcceptError, Acceptor};
-pub use worker::{DeliveryPolicy, Worker, deliver_one};
+pub use routing::{RouteTable, Routes};
+pub use worker::{DeliveryPolicy, Dispatch, Worker, deliver_one};

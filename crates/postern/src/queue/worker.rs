@@ -11,7 +11,12 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use crate::clock::SharedClock;
 use crate::config::QueueConfig;
 use crate::domain::{EventKind, MessageStatus, RecipientState};
-use crate::providers::{FailureClass, OutboundMessage, Providers, RecipientOutcome};
+use crate::providers::health::{Health, Signal};
+use crate::providers::limits::Limits;
+use crate::providers::{
+    Channel, Delivery, FailureClass, OutboundMessage, Provider, Providers, RecipientOutcome,
+};
+use crate::queue::routing::Routes;
 use crate::store::{Claimed, Completion, NewEvent, Recipient, Store};
 use crate::telemetry::Metrics;
 
@@ -20,16 +25,13 @@ use crate::telemetry::Metrics;
 pub struct DeliveryPolicy {
     pub backoff_base_ms: i64,
     pub backoff_max_ms: i64,
-    /// Ordered provider names; the first one that exists is used.
-    pub route: Vec<String>,
 }
 
 impl DeliveryPolicy {
-    pub fn from_config(q: &QueueConfig, route: Vec<String>) -> Self {
+    pub fn from_config(q: &QueueConfig) -> Self {
         Self {
             backoff_base_ms: (q.backoff_base_secs * 1000) as i64,
             backoff_max_ms: (q.backoff_max_secs * 1000) as i64,
-            route,
         }
     }
 
@@ -64,194 +66,282 @@ fn event(
     }
 }
 
-/// One attempt for one claimed message. Never panics and never loses the message: whatever
-/// happens, the answer is a [`Completion`] that moves it on.
-pub async fn deliver_one(
-    msg: Claimed,
-    providers: &Providers,
-    policy: &DeliveryPolicy,
-    clock: &SharedClock,
-) -> Completion {
-    let started = clock.now_ms();
-    let mut recipients = msg.recipients.clone();
-    let mut events = Vec::new();
-    let pending: Vec<String> = recipients
-        .iter()
-        .filter(|r| r.state == RecipientState::Pending)
-        .map(|r| r.address.clone())
-        .collect();
+/// Everything an attempt needs to choose a provider and call it; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatch {
+    pub providers: Providers,
+    pub health: Health,
+    pub routes: Routes,
+    pub limits: Limits,
+}
 
-    let provider = policy.route.iter().find_map(|n| providers.get(n));
-    let mut last_error = None;
-    let mut provider_name = None;
-    match provider {
-        None => {
-            last_error = Some(format!(
-                "no provider of route {:?} is configured",
-                policy.route
-            ));
+impl Dispatch {
+    /// Routes and limits straight from the config, every provider healthy.
+    pub fn from_config(cfg: &crate::config::Config, providers: Providers, now: i64) -> Self {
+        Self {
+            health: Health::new(providers.names(), now),
+            routes: Routes::new(cfg.routes.default.clone()),
+            limits: Limits::new(&cfg.provider_limits),
+            providers,
         }
-        Some(p) => {
-            provider_name = Some(p.name().to_owned());
-            let out = OutboundMessage {
-                id: msg.id.clone(),
-                tenant_id: msg.tenant_id.clone(),
-                channel: crate::providers::Channel::Email,
-                mail_from: msg.mail_from.clone(),
-                recipients: pending.clone(),
-                raw: Arc::from(msg.raw.as_slice()),
-                message_id_header: msg.message_id_header.clone(),
+    }
+}
+
+/// When every provider of a route is closed and none says when it reopens, look again after
+/// this long.
+const ALL_CLOSED_RETRY_MS: i64 = 1_000;
+
+/// The state of one attempt as it goes.
+struct Attempt<'a> {
+    msg: &'a Claimed,
+    recipients: Vec<Recipient>,
+    events: Vec<NewEvent>,
+    last_error: Option<String>,
+    /// The last provider called.
+    provider: Option<String>,
+    /// Whether some provider took the call (answered or failed for this message alone); if
+    /// not, every provider of the route was closed or refused as a whole.
+    reached: bool,
+}
+
+impl<'a> Attempt<'a> {
+    fn event(&mut self, at: i64, kind: EventKind, rcpt: Option<&str>, detail: String) {
+        let e = event(
+            &self.msg.id,
+            at,
+            kind,
+            rcpt,
+            self.provider.as_deref(),
+            detail,
+        );
+        self.events.push(e);
+    }
+
+    fn pending(&self) -> Vec<String> {
+        self.recipients
+            .iter()
+            .filter(|r| r.state == RecipientState::Pending)
+            .map(|r| r.address.clone())
+            .collect()
+    }
+
+    fn apply(&mut self, now: i64, delivery: Delivery) {
+        for (addr, outcome) in delivery.recipients {
+            let Some(i) = self.recipients.iter().position(|r| r.address == addr) else {
+                continue;
             };
-            let pname = p.name();
-            let landed_before = if msg.in_doubt {
-                p.was_delivered(&out).await
-            } else {
-                None
-            };
-            let result = if landed_before == Some(true) {
-                Ok(crate::providers::Delivery {
-                    recipients: pending
-                        .iter()
-                        .map(|r| {
-                            let response =
-                                "found delivered by the attempt before a restart".to_owned();
-                            (r.clone(), RecipientOutcome::Delivered { response })
-                        })
-                        .collect(),
-                })
-            } else {
-                events.push(event(
-                    &msg.id,
-                    started,
-                    EventKind::Attempted,
-                    None,
-                    Some(pname),
-                    format!("attempt {}", msg.attempts),
-                ));
-                p.send(&out).await
-            };
-            let now = clock.now_ms();
-            match result {
-                Ok(delivery) => {
-                    for (addr, outcome) in delivery.recipients {
-                        let Some(r) = recipients.iter_mut().find(|r| r.address == addr) else {
-                            continue;
-                        };
-                        match outcome {
-                            RecipientOutcome::Delivered { response } => {
-                                r.state = RecipientState::Delivered;
-                                events.push(event(
-                                    &msg.id,
-                                    now,
-                                    EventKind::Delivered,
-                                    Some(&addr),
-                                    Some(pname),
-                                    response,
-                                ));
-                            }
-                            RecipientOutcome::Bounced { reason, .. } => {
-                                r.state = RecipientState::Bounced;
-                                events.push(event(
-                                    &msg.id,
-                                    now,
-                                    EventKind::Bounced,
-                                    Some(&addr),
-                                    Some(pname),
-                                    reason,
-                                ));
-                            }
-                            RecipientOutcome::Deferred { reason, .. } => {
-                                events.push(event(
-                                    &msg.id,
-                                    now,
-                                    EventKind::Deferred,
-                                    Some(&addr),
-                                    Some(pname),
-                                    reason.clone(),
-                                ));
-                                last_error = Some(reason);
-                            }
-                        }
-                    }
+            match outcome {
+                RecipientOutcome::Delivered { response } => {
+                    self.recipients[i].state = RecipientState::Delivered;
+                    self.event(now, EventKind::Delivered, Some(&addr), response);
                 }
-                Err(e) if e.class == FailureClass::Permanent => {
-                    for r in recipients
-                        .iter_mut()
-                        .filter(|r| r.state == RecipientState::Pending)
-                    {
-                        r.state = RecipientState::Bounced;
-                        events.push(event(
-                            &msg.id,
-                            now,
-                            EventKind::Bounced,
-                            Some(&r.address),
-                            Some(pname),
-                            e.message.clone(),
-                        ));
-                    }
-                    last_error = Some(e.message);
+                RecipientOutcome::Bounced { reason, .. } => {
+                    self.recipients[i].state = RecipientState::Bounced;
+                    self.event(now, EventKind::Bounced, Some(&addr), reason);
                 }
-                Err(e) => {
-                    last_error = Some(e.message);
+                RecipientOutcome::Deferred { reason, .. } => {
+                    self.event(now, EventKind::Deferred, Some(&addr), reason.clone());
+                    self.last_error = Some(reason);
                 }
             }
         }
     }
 
-    let now = clock.now_ms();
-    let still_pending = recipients
-        .iter()
-        .any(|r| r.state == RecipientState::Pending);
-    let (status, next_attempt_at) = if still_pending && now < msg.expires_at {
-        let delay = policy.backoff_ms(msg.attempts, &mut rand::thread_rng());
-        // The last try happens at the end of the window rather than never.
-        let next = (now + delay).min(msg.expires_at);
-        let why = last_error
-            .clone()
-            .unwrap_or_else(|| "temporary failure".into());
-        events.push(event(
-            &msg.id,
-            now,
-            EventKind::Deferred,
-            None,
-            provider_name.as_deref(),
-            format!("{why}; retry in {} s", (next - now) / 1000),
-        ));
-        (MessageStatus::Deferred, next)
-    } else {
-        if still_pending {
-            for r in recipients
-                .iter_mut()
-                .filter(|r| r.state == RecipientState::Pending)
-            {
-                r.state = RecipientState::Expired;
+    fn bounce_pending(&mut self, now: i64, reason: &str) {
+        for addr in self.pending() {
+            if let Some(r) = self.recipients.iter_mut().find(|r| r.address == addr) {
+                r.state = RecipientState::Bounced;
+            }
+            self.event(now, EventKind::Bounced, Some(&addr), reason.to_owned());
+        }
+    }
+
+    /// Where the message goes next: final, or deferred until the next try.
+    fn finish(
+        mut self,
+        policy: &DeliveryPolicy,
+        health: &Health,
+        route: &[String],
+        now: i64,
+    ) -> Completion {
+        let msg = self.msg;
+        let still_pending = !self.pending().is_empty();
+        let (status, next_attempt_at) = if still_pending && now < msg.expires_at {
+            let delay = if self.reached {
+                policy.backoff_ms(msg.attempts, &mut rand::thread_rng())
+            } else {
+                // No provider could take it: look again as soon as one may.
+                health
+                    .next_open(route, now)
+                    .map_or(ALL_CLOSED_RETRY_MS, |at| at - now)
+                    .clamp(ALL_CLOSED_RETRY_MS / 4, policy.backoff_max_ms.max(1))
+            };
+            // The last try happens at the end of the window rather than never.
+            let next = (now + delay).min(msg.expires_at);
+            let why = self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "temporary failure".into());
+            self.event(
+                now,
+                EventKind::Deferred,
+                None,
+                format!("{why}; retry in {} s", (next - now) / 1000),
+            );
+            (MessageStatus::Deferred, next)
+        } else {
+            if still_pending {
                 let why = format!(
                     "retry window ended after {} attempts; last error: {}",
                     msg.attempts,
-                    last_error.as_deref().unwrap_or("none")
+                    self.last_error.as_deref().unwrap_or("none")
                 );
-                events.push(event(
-                    &msg.id,
-                    now,
-                    EventKind::Expired,
-                    Some(&r.address),
-                    provider_name.as_deref(),
-                    why,
-                ));
+                for addr in self.pending() {
+                    if let Some(r) = self.recipients.iter_mut().find(|r| r.address == addr) {
+                        r.state = RecipientState::Expired;
+                    }
+                    self.event(now, EventKind::Expired, Some(&addr), why.clone());
+                }
             }
+            (final_status(&self.recipients), now)
+        };
+        Completion {
+            id: msg.id.clone(),
+            status,
+            recipients: self.recipients,
+            next_attempt_at,
+            provider: self.provider,
+            last_error: self.last_error,
+            at: now,
+            events: self.events,
         }
-        (final_status(&recipients), now)
-    };
-    Completion {
-        id: msg.id,
-        status,
-        recipients,
-        next_attempt_at,
-        provider: provider_name,
-        last_error,
-        at: now,
-        events,
     }
+}
+
+/// One attempt for one claimed message. Never panics and never loses the message: whatever
+/// happens, the answer is a [`Completion`] that moves it on.
+///
+/// The providers of the tenant's route are tried in order, skipping those whose breaker is
+/// open. A provider that refuses as a whole (down, throttling, credentials, suspension) did
+/// not take the message, so the same attempt goes on to the next one at once: this is the
+/// in-flight failover. Any other failure may have reached the provider and stops the attempt.
+pub async fn deliver_one(
+    msg: Claimed,
+    dispatch: &Dispatch,
+    policy: &DeliveryPolicy,
+    clock: &SharedClock,
+) -> Completion {
+    let route = dispatch.routes.resolve(&msg.tenant_id);
+    let candidates: Vec<&Arc<dyn Provider>> = route
+        .iter()
+        .filter_map(|n| dispatch.providers.get(n))
+        .filter(|p| p.channel() == Channel::Email)
+        .collect();
+    let mut at = Attempt {
+        msg: &msg,
+        recipients: msg.recipients.clone(),
+        events: Vec::new(),
+        last_error: None,
+        provider: None,
+        reached: false,
+    };
+    let out = OutboundMessage {
+        id: msg.id.clone(),
+        tenant_id: msg.tenant_id.clone(),
+        channel: Channel::Email,
+        mail_from: msg.mail_from.clone(),
+        recipients: at.pending(),
+        raw: Arc::from(msg.raw.as_slice()),
+        message_id_header: msg.message_id_header.clone(),
+    };
+    if candidates.is_empty() {
+        at.last_error = Some(format!(
+            "no email provider of route {route:?} is configured"
+        ));
+    }
+    if msg.in_doubt && landed_before(&mut at, &candidates, &out, clock).await {
+        return at.finish(policy, &dispatch.health, &route, clock.now_ms());
+    }
+    for p in candidates {
+        let name = p.name();
+        if !dispatch.health.admit(name, clock.now_ms()) {
+            continue;
+        }
+        let _limit = dispatch.limits.acquire(name).await;
+        at.provider = Some(name.to_owned());
+        at.event(
+            clock.now_ms(),
+            EventKind::Attempted,
+            None,
+            format!("attempt {}", msg.attempts),
+        );
+        let result = p.send(&out).await;
+        let now = clock.now_ms();
+        match result {
+            Ok(delivery) => {
+                dispatch.health.record(name, now, Signal::Answered, "");
+                at.reached = true;
+                at.apply(now, delivery);
+            }
+            Err(e) => match e.class {
+                FailureClass::Permanent => {
+                    dispatch.health.record(name, now, Signal::Answered, "");
+                    at.reached = true;
+                    at.bounce_pending(now, &e.message);
+                    at.last_error = Some(e.message);
+                }
+                FailureClass::Transient => {
+                    dispatch
+                        .health
+                        .record(name, now, Signal::Transient, &e.message);
+                    at.reached = true;
+                    at.last_error = Some(e.message);
+                }
+                FailureClass::ProviderWide(kind) => {
+                    dispatch
+                        .health
+                        .record(name, now, Signal::Wide(kind), &e.message);
+                    at.event(
+                        now,
+                        EventKind::Failover,
+                        None,
+                        format!("{name} refused as a whole; trying the next provider: {e}"),
+                    );
+                    at.last_error = Some(e.message);
+                    continue;
+                }
+            },
+        }
+        break;
+    }
+    at.finish(policy, &dispatch.health, &route, clock.now_ms())
+}
+
+/// After a crash, asks each provider that can tell whether the earlier attempt landed there.
+async fn landed_before(
+    at: &mut Attempt<'_>,
+    candidates: &[&Arc<dyn Provider>],
+    out: &OutboundMessage,
+    clock: &SharedClock,
+) -> bool {
+    for p in candidates {
+        if p.was_delivered(out).await == Some(true) {
+            at.provider = Some(p.name().to_owned());
+            let delivery = Delivery {
+                recipients: out
+                    .recipients
+                    .iter()
+                    .map(|r| {
+                        let response = "found delivered by the attempt before a restart".into();
+                        (r.clone(), RecipientOutcome::Delivered { response })
+                    })
+                    .collect(),
+            };
+            at.apply(clock.now_ms(), delivery);
+            return true;
+        }
+    }
+    false
 }
 
 /// A message that reached at least one recipient is delivered; otherwise it bounced if any
@@ -275,7 +365,7 @@ fn final_status(recipients: &[Recipient]) -> MessageStatus {
 /// The delivery loop of one node.
 pub struct Worker {
     pub store: Store,
-    pub providers: Providers,
+    pub dispatch: Dispatch,
     pub policy: DeliveryPolicy,
     pub clock: SharedClock,
     pub node: String,
@@ -359,7 +449,7 @@ impl Worker {
                 };
                 let (w, tx) = (this.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    let c = deliver_one(msg, &w.providers, &w.policy, &w.clock).await;
+                    let c = deliver_one(msg, &w.dispatch, &w.policy, &w.clock).await;
                     w.metrics
                         .delivery_outcome(c.provider.as_deref().unwrap_or(""), c.status.as_str());
                     let _ = tx.send(c);
@@ -378,7 +468,7 @@ impl Worker {
         }
         drop(done_tx);
         let _ = completer.await;
-        this.providers.shutdown().await;
+        this.dispatch.providers.shutdown().await;
     }
 }
 
@@ -420,7 +510,6 @@ mod tests {
         let p = DeliveryPolicy {
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
-            route: vec![],
         };
         let mut rng = rand::thread_rng();
         for _ in 0..200 {

@@ -3,7 +3,10 @@
 //! only what differs (connection setup, schema, claiming).
 
 mod postgres;
+mod routes;
 mod sqlite;
+
+pub use routes::RouteMove;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row, SqlitePool};
@@ -60,6 +63,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
@@ -499,10 +503,16 @@ impl Store {
             .fold(include_str!("schema.sql").to_owned(), |s, (k, v)| {
                 s.replace(k, v)
             });
-        let migrations = [Migration {
-            version: 1,
-            sql: schema,
-        }];
+        let migrations = [
+            Migration {
+                version: 1,
+                sql: schema,
+            },
+            Migration {
+                version: 2,
+                sql: include_str!("routes.sql").to_owned(),
+            },
+        ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
             if let Some(lock) = lock {
