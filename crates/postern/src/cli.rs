@@ -502,17 +502,14 @@ async fn route(cmd: RouteCmd, cfg: &Config, json_out: bool, now: i64) -> anyhow:
                 Err(StoreError::Conflict(what)) => bail!("cannot move: {what}"),
                 r => r?,
             };
-            // Deferred messages last tried on the old provider should not wait out their
-            // backoff; running servers do this too when they see the move.
-            let pulled = store.pull_forward(&from, id.as_deref(), now).await?;
             if json_out {
                 println!(
                     "{}",
-                    json!({"from": from, "to": to, "tenant": tenant, "in_force": m.is_some(), "deferred_pulled_forward": pulled})
+                    json!({"from": from, "to": to, "tenant": tenant, "in_force": m.is_some()})
                 );
             } else if m.is_some() {
                 println!(
-                    "Moved {scope} from {from} to {to}; {pulled} deferred messages retry now. Undo with `postern route move --from {to} --to {from}{}`.",
+                    "Moved {scope} from {from} to {to}; running servers follow within 1 s, deferred messages included. Undo with `postern route move --from {to} --to {from}{}`.",
                     tenant
                         .as_deref()
                         .map(|t| format!(" --tenant {t}"))

@@ -70,6 +70,11 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         .await
         .context("reading tenant routes")?;
     warn_about_unknown_providers(&dispatch);
+    for m in &dispatch.routes.table().moves {
+        store
+            .pull_forward(&m.from, m.tenant_id.as_deref(), clock.now_ms())
+            .await?;
+    }
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
     let (acceptor, writer) = Acceptor::start(

@@ -159,19 +159,21 @@ impl<'a> Attempt<'a> {
     /// Where the message goes next: final, or deferred until the next try.
     fn finish(
         mut self,
+        dispatch: &Dispatch,
         policy: &DeliveryPolicy,
-        health: &Health,
         route: &[String],
         now: i64,
     ) -> Completion {
         let msg = self.msg;
         let still_pending = !self.pending().is_empty();
         let (status, next_attempt_at) = if still_pending && now < msg.expires_at {
-            let delay = if self.reached {
+            let delay = if self.reached && !self.provider_left(dispatch) {
                 policy.backoff_ms(msg.attempts, &mut rand::thread_rng())
             } else {
-                // No provider could take it: look again as soon as one may.
-                health
+                // No provider could take it, or the one that tried has since been moved away
+                // from or closed: look again as soon as another may.
+                dispatch
+                    .health
                     .next_open(route, now)
                     .map_or(ALL_CLOSED_RETRY_MS, |at| at - now)
                     .clamp(ALL_CLOSED_RETRY_MS / 4, policy.backoff_max_ms.max(1))
@@ -218,6 +220,22 @@ impl<'a> Attempt<'a> {
     }
 }
 
+impl Attempt<'_> {
+    /// Whether the provider of this attempt has left the message's route (a move made while
+    /// the call was running) or closed since: then the retry should not wait for it.
+    fn provider_left(&self, dispatch: &Dispatch) -> bool {
+        use crate::providers::health::HealthState;
+        let Some(p) = &self.provider else {
+            return false;
+        };
+        !dispatch.routes.resolve(&self.msg.tenant_id).contains(p)
+            || matches!(
+                dispatch.health.state(p),
+                Some(HealthState::Down | HealthState::Suspended)
+            )
+    }
+}
+
 /// One attempt for one claimed message. Never panics and never loses the message: whatever
 /// happens, the answer is a [`Completion`] that moves it on.
 ///
@@ -260,7 +278,7 @@ pub async fn deliver_one(
         ));
     }
     if msg.in_doubt && landed_before(&mut at, &candidates, &out, clock).await {
-        return at.finish(policy, &dispatch.health, &route, clock.now_ms());
+        return at.finish(dispatch, policy, &route, clock.now_ms());
     }
     for p in candidates {
         let name = p.name();
@@ -314,7 +332,7 @@ pub async fn deliver_one(
         }
         break;
     }
-    at.finish(policy, &dispatch.health, &route, clock.now_ms())
+    at.finish(dispatch, policy, &route, clock.now_ms())
 }
 
 /// After a crash, asks each provider that can tell whether the earlier attempt landed there.

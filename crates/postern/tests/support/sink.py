@@ -7,6 +7,9 @@ Prints "PORT <n>" on stdout once listening. Every accepted message is written to
   --permfail-data         answer 554 at end of DATA to every transaction
   --tls CERT KEY          offer STARTTLS with this certificate, and require it
   --auth USER:PASS        require AUTH (PLAIN/LOGIN) with these credentials
+  --stop-after N          after N accepted messages, stop answering: the listener closes (new
+                          connections are refused) and open sessions get 421 to every
+                          transaction, as a server going down does
 """
 import argparse
 import asyncio
@@ -23,6 +26,19 @@ class Handler:
         self.args = args
         self.tempfails_left = args.tempfail_first
         self.counter = itertools.count(1)
+        self.accepted = 0
+        self.stopped = False
+        self.on_stop = None
+
+    def refuse(self):
+        return "421 4.3.2 Service shutting down, closing transmission channel"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.stopped:
+            return self.refuse()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.args.reject_domain and address.lower().endswith("@" + self.args.reject_domain):
@@ -31,6 +47,8 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.stopped:
+            return self.refuse()
         if self.tempfails_left > 0:
             self.tempfails_left -= 1
             return "451 4.3.0 Temporary failure, try again later"
@@ -43,6 +61,11 @@ class Handler:
             f.write(b"X-Sink-Rcpt-To: " + ", ".join(envelope.rcpt_tos).encode() + b"\r\n")
             f.write(envelope.original_content or envelope.content)
         os.rename(path + ".tmp", path)
+        self.accepted += 1
+        if self.args.stop_after and self.accepted >= self.args.stop_after and not self.stopped:
+            self.stopped = True
+            if self.on_stop:
+                self.on_stop()
         return "250 2.0.0 OK queued as %d" % n
 
 
@@ -55,6 +78,7 @@ def main():
     p.add_argument("--port", type=int, default=0, help="listen here instead of a free port")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--auth", default="")
+    p.add_argument("--stop-after", type=int, default=0)
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     port = args.port
@@ -80,8 +104,12 @@ def main():
 
         kwargs.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=bool(args.tls))
-    controller = Controller(Handler(args), hostname="127.0.0.1", port=port, data_size_limit=0, **kwargs)
+    handler = Handler(args)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=0, **kwargs)
     controller.start()
+    # Runs on the server's own loop, inside the handler: stop listening, keep open sessions
+    # (they are refused with 421 from now on).
+    handler.on_stop = lambda: controller.server.close()
     print("PORT %d" % port, flush=True)
     try:
         sys.stdin.read()  # runs until the test closes our stdin (or kills us)
