@@ -189,6 +189,7 @@ async fn claim_complete_and_recover() {
         let done = &a[0];
         let completion = |id: &str| Completion {
             id: id.to_owned(),
+            created_at: done.created_at,
             status: MessageStatus::Delivered,
             recipients: done
                 .recipients

@@ -24,6 +24,7 @@ use crate::config::{ProviderConfig, SmtpTls};
 /// Idle connections older than this are closed rather than reused (servers time out idle
 /// clients after a few minutes; reusing one that is about to close costs a failed attempt).
 const MAIL_FROM: &str = "MAIL FROM";
+const END_OF_DATA: &str = "end of DATA";
 
 const MAX_IDLE: Duration = Duration::from_secs(30);
 
@@ -53,6 +54,12 @@ fn classify(stage: &str, e: &lettre::transport::smtp::Error) -> ProviderError {
     let code = code_of(e);
     let text = format!("{stage}: {e}");
     match code {
+        // The connection broke before the content was sent: the server certainly has not
+        // taken the message. After it was sent (end of DATA) nobody can tell, so that one
+        // stays transient.
+        None if !e.is_response() && stage != END_OF_DATA => {
+            wide(ProviderWideKind::Unavailable, code, text)
+        }
         Some(421) => wide(ProviderWideKind::Unavailable, code, text),
         Some(454) | Some(452) if stage == MAIL_FROM => {
             wide(ProviderWideKind::Throttled, code, text)
@@ -320,7 +327,8 @@ impl SmtpProvider {
             conn.command(Data).await.map_err(|e| whole("DATA", e))?;
             let resp = match conn.message(&msg.raw).await {
                 Ok(r) => r,
-                Err(e) if e.is_response() && code_of(&e) != Some(421) => {
+                // A truncated reply has no code: that is the connection failing, not a verdict.
+                Err(e) if e.is_response() && code_of(&e).is_some_and(|c| c != 421) => {
                     // The server refused the content: every accepted recipient shares the fate.
                     let reason = format!("end of DATA: {e}");
                     let o = if e.is_permanent() {
@@ -339,7 +347,7 @@ impl SmtpProvider {
                     }
                     return Ok(finish(outcomes, ""));
                 }
-                Err(e) => return Err(classify("end of DATA", &e)),
+                Err(e) => return Err(classify(END_OF_DATA, &e)),
             };
             let text = format!(
                 "{} {}",

@@ -167,16 +167,19 @@ impl<'a> Attempt<'a> {
         let msg = self.msg;
         let still_pending = !self.pending().is_empty();
         let (status, next_attempt_at) = if still_pending && now < msg.expires_at {
-            let delay = if self.reached && !self.provider_left(dispatch) {
-                policy.backoff_ms(msg.attempts, &mut rand::thread_rng())
-            } else {
-                // No provider could take it, or the one that tried has since been moved away
-                // from or closed: look again as soon as another may.
+            let delay = if !self.reached {
+                // No provider could take it: look again as soon as one may.
                 dispatch
                     .health
                     .next_open(route, now)
                     .map_or(ALL_CLOSED_RETRY_MS, |at| at - now)
                     .clamp(ALL_CLOSED_RETRY_MS / 4, policy.backoff_max_ms.max(1))
+            } else if self.provider_left(dispatch) {
+                // The provider that tried has since been moved away from or closed: the
+                // next one in the route may take it now, in its original place in line.
+                msg.created_at.min(now) - now
+            } else {
+                policy.backoff_ms(msg.attempts, &mut rand::thread_rng())
             };
             // The last try happens at the end of the window rather than never.
             let next = (now + delay).min(msg.expires_at);
@@ -188,7 +191,7 @@ impl<'a> Attempt<'a> {
                 now,
                 EventKind::Deferred,
                 None,
-                format!("{why}; retry in {} s", (next - now) / 1000),
+                format!("{why}; retry in {} s", (next - now).max(0) / 1000),
             );
             (MessageStatus::Deferred, next)
         } else {
@@ -209,6 +212,7 @@ impl<'a> Attempt<'a> {
         };
         Completion {
             id: msg.id.clone(),
+            created_at: msg.created_at,
             status,
             recipients: self.recipients,
             next_attempt_at,
@@ -409,6 +413,7 @@ impl Worker {
             this.node.clone(),
             done_rx,
             this.metrics.clone(),
+            this.dispatch.health.clone(),
         ));
         let slots = Arc::new(Semaphore::new(this.concurrency));
         let mut recovered_at = 0_i64;
@@ -490,6 +495,23 @@ impl Worker {
     }
 }
 
+/// A message deferred by a provider that has closed since (the breaker opened while its
+/// outcome waited to be written) is due at once, for the next provider of its route. The
+/// health watcher pulls forward what was already written when the breaker opened; this covers
+/// what was written after.
+fn retry_closed_providers_now(batch: &mut [Completion], health: &Health) {
+    use crate::providers::health::HealthState;
+    for c in batch
+        .iter_mut()
+        .filter(|c| c.status == MessageStatus::Deferred && c.next_attempt_at > c.created_at)
+    {
+        let closed = c.provider.as_deref().and_then(|p| health.state(p));
+        if matches!(closed, Some(HealthState::Down | HealthState::Suspended)) {
+            c.next_attempt_at = c.created_at.min(c.at);
+        }
+    }
+}
+
 /// Writes outcomes in batches. A failed write is retried: until it lands, the claim stays
 /// and the message is recovered (in doubt) rather than lost.
 async fn completer(
@@ -497,10 +519,12 @@ async fn completer(
     node: String,
     mut rx: mpsc::UnboundedReceiver<Completion>,
     metrics: Metrics,
+    health: Health,
 ) {
     // Small batches: on SQLite a write holds the one write lock, and accepts queue behind it.
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
     while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        retry_closed_providers_now(&mut batch, &health);
         let mut tries = 0;
         while let Err(e) = store.complete(&node, &batch).await {
             tries += 1;

@@ -151,6 +151,9 @@ pub struct NewEvent {
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub id: String,
+    /// When the message was accepted: a retry that should jump the queue is due at this time,
+    /// so it goes before messages accepted after it.
+    pub created_at: i64,
     pub status: crate::domain::MessageStatus,
     pub recipients: Vec<Recipient>,
     pub next_attempt_at: i64,

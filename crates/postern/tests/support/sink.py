@@ -9,7 +9,8 @@ Prints "PORT <n>" on stdout once listening. Every accepted message is written to
   --auth USER:PASS        require AUTH (PLAIN/LOGIN) with these credentials
   --stop-after N          after N accepted messages, stop answering: the listener closes (new
                           connections are refused) and open sessions get 421 to every
-                          transaction, as a server going down does
+                          transaction, as a server going down does (SIGUSR1 does the same
+                          at any moment)
 """
 import argparse
 import asyncio
@@ -110,6 +111,15 @@ def main():
     # Runs on the server's own loop, inside the handler: stop listening, keep open sessions
     # (they are refused with 421 from now on).
     handler.on_stop = lambda: controller.server.close()
+
+    def stop_now(*_):
+        def go():
+            handler.stopped = True
+            controller.server.close()
+        controller.loop.call_soon_threadsafe(go)
+
+    import signal
+    signal.signal(signal.SIGUSR1, stop_now)
     print("PORT %d" % port, flush=True)
     try:
         sys.stdin.read()  # runs until the test closes our stdin (or kills us)
