@@ -309,10 +309,29 @@ impl Config {
                 .with_context(|| format!("environment variable {k}"))?;
         }
         let limits = take_provider_limits(&mut root)?;
-        let mut cfg: Config = toml::Value::Table(root).try_into()?;
+        let mut cfg: Config =
+            toml::Value::Table(root)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let msg = e.to_string();
+                    // The error names the key as "in `a.b.c`"; say where that is in the file.
+                    match msg.rfind("in `") {
+                        Some(i) => {
+                            let mut path = msg[i + 4..].trim().trim_end_matches('`').to_owned();
+                            if let Some(field) = msg
+                                .strip_prefix("unknown field `")
+                                .and_then(|r| r.split('`').next())
+                            {
+                                path = format!("{path}.{field}");
+                            }
+                            anyhow::anyhow!("{}: {}", where_set(text, &path), msg[..i].trim())
+                        }
+                        None => anyhow::anyhow!(msg),
+                    }
+                })?;
         cfg.provider_limits = limits;
         cfg.fill_defaults();
-        cfg.check()?;
+        cfg.check(text)?;
         Ok(cfg)
     }
 
@@ -349,19 +368,29 @@ impl Config {
         }
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    fn check(&self, text: &str) -> anyhow::Result<()> {
+        let route = || where_set(text, "routes.default");
         if self.routes.default.is_empty() {
-            bail!("[routes] default must name at least one provider");
+            bail!(
+                "{}: [routes] default must name at least one provider",
+                route()
+            );
         }
         for p in &self.routes.default {
             if !self.providers.contains_key(p) {
+                let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
                 bail!(
-                    "[routes] default names provider {p:?}, which is not defined under [providers]"
+                    "{}: [routes] default names provider {p:?}, which is not defined under [providers] (defined: {})",
+                    route(),
+                    known.join(", ")
                 );
             }
         }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
-            bail!("[queue] concurrency and commit_batch must be at least 1");
+            bail!(
+                "{}: [queue] concurrency and commit_batch must be at least 1",
+                where_set(text, "queue")
+            );
         }
         Ok(())
     }
@@ -384,6 +413,61 @@ impl Config {
                 .unwrap_or_else(|| self.data_dir.join("tls/key.pem")),
         )
     }
+}
+
+/// "line N, `a.b.c`" for a dotted key set in the TOML text, or says it came from the
+/// environment when the text does not set it.
+fn where_set(text: &str, path: &str) -> String {
+    match line_of(text, path) {
+        Some(n) => format!("line {n}, `{path}`"),
+        None => format!("`{path}` (from the environment or a default)"),
+    }
+}
+
+/// The 1-based line where a dotted key (or, failing that, its table) is set. A plain scan,
+/// enough for the `[section]` / `[providers.NAME]` shape of postern.toml.
+fn line_of(text: &str, path: &str) -> Option<usize> {
+    let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let header = |l: &str| -> Option<String> {
+        let t = l.trim();
+        let inner = t.strip_prefix('[')?.split(']').next()?;
+        Some(
+            inner
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '"')
+                .collect(),
+        )
+    };
+    let key_in = |from: usize, key: &str| -> Option<usize> {
+        lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .take_while(|(i, l)| *i == from || header(l).is_none())
+            .find(|(_, l)| {
+                l.trim()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map(|(i, _)| i + 1)
+    };
+    for split in (1..=parts.len()).rev() {
+        let table = parts[..split].join(".");
+        let Some(h) = lines
+            .iter()
+            .position(|l| header(l).as_deref() == Some(&table))
+        else {
+            continue;
+        };
+        return parts
+            .get(split)
+            .and_then(|key| key_in(h + 1, key))
+            .or(Some(h + 1));
+    }
+    // A top-level key, before the first table.
+    let first = *parts.first()?;
+    key_in(0, first).filter(|n| lines[..*n].iter().all(|l| header(l).is_none()))
 }
 
 /// Removes `max_rate` / `max_concurrency` from every provider table and returns them.
@@ -521,6 +605,37 @@ mod tests {
         assert!(format!("{e:#}").contains("lisen"), "{e:#}");
         let e = Config::from_toml_and_env("[routes]\ndefault = [\"nope\"]\n", []).unwrap_err();
         assert!(e.to_string().contains("nope"));
+        assert!(e.to_string().starts_with("line 2, `routes.default`"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "data_dir = \"x\"\n[http]\nlisten = \"127.0.0.1:1\"\n\n[providers.weird]\n# comment\ntype = \"carrierpigeon\"\n";
+        let e = Config::from_toml_and_env(text, []).unwrap_err().to_string();
+        assert!(
+            e.starts_with("line 7, `providers.weird.type`: unknown variant `carrierpigeon`"),
+            "{e}"
+        );
+        let text = "[providers.r]\ntype = \"smtp\"\nhost = \"h\"\nprot = 1\n";
+        let e = Config::from_toml_and_env(text, []).unwrap_err().to_string();
+        assert!(
+            e.starts_with("line 4, `providers.r.prot`: unknown field `prot`"),
+            "{e}"
+        );
+        let text = "[providers.r]\ntype = \"smtp\"\n";
+        let e = Config::from_toml_and_env(text, []).unwrap_err().to_string();
+        assert!(
+            e.contains("line 1, `providers.r`: missing field `host`"),
+            "{e}"
+        );
+        let env = [("POSTERN_PROVIDERS_Q_TYPE".to_owned(), "fax".to_owned())];
+        let e = Config::from_toml_and_env("", env).unwrap_err().to_string();
+        assert!(
+            e.contains("`providers.q.type` (from the environment"),
+            "{e}"
+        );
+        assert_eq!(line_of("a = 1\n[b]\na = 2\n", "a"), Some(1));
+        assert_eq!(line_of("[b]\na = 2\n", "a"), None);
     }
 
     #[test]

@@ -297,3 +297,40 @@ fn moving_away_pulls_deferred_messages_forward() {
         assert_eq!(message_ids(&primary).len(), 0);
     });
 }
+
+#[test]
+fn serve_refuses_a_bad_provider_config_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[providers.pigeon]\ntype = \"carrierpigeon\"\n[routes]\ndefault = [\"pigeon\"]\n",
+            "line 2, `providers.pigeon.type`: unknown variant `carrierpigeon`",
+        ),
+        (
+            "[providers.relay]\ntype = \"smtp\"\nport = 25\n",
+            "line 1, `providers.relay`: missing field `host`",
+        ),
+        (
+            "[providers.relay]\ntype = \"smtp\"\nhost = \"h\"\n\n[routes]\ndefault = [\"relay\", \"backup\"]\n",
+            "line 6, `routes.default`: [routes] default names provider \"backup\"",
+        ),
+        (
+            "[providers.relay]\ntype = \"smtp\"\nhost = \"h\"\nmax_rate = \"fast\"\n",
+            "[providers.relay] max_rate must be a positive number",
+        ),
+    ];
+    for (text, says) in cases {
+        let path = dir.path().join("postern.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&path)
+            .arg("serve")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "serve started with {text:?}");
+        assert!(err.contains(says), "{text:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
