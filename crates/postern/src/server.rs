@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::auth::KeyAuthenticator;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::guard::Pauses;
 use crate::http::{AppState, router};
 use crate::providers::Providers;
 use crate::queue::{Acceptor, DeliveryPolicy, Dispatch, Worker};
@@ -63,7 +64,12 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         );
     }
     let providers = Providers::from_config(cfg)?;
-    let dispatch = Dispatch::from_config(cfg, providers, clock.now_ms());
+    let pauses = Pauses::default();
+    pauses.reload(&store).await.context("reading pauses")?;
+    for p in pauses.list().iter() {
+        tracing::warn!(scope = p.scope.kind(), target = p.scope.target(), by = %p.actor, reason = %p.reason, "paused (postern resume lifts it)");
+    }
+    let dispatch = Dispatch::from_config(cfg, providers, pauses.clone(), clock.now_ms());
     dispatch
         .routes
         .reload(&store)
@@ -82,6 +88,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         wake.clone(),
         cfg.queue.commit_batch,
         metrics.clone(),
+        pauses.clone(),
     );
     let keys = KeyAuthenticator::new(store.clone());
     let retry_window_ms = (cfg.queue.retry_window_secs * 1000) as i64;
@@ -156,8 +163,9 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     };
     drop(acceptor);
 
-    let supervisors = if cfg.queue.deliver {
-        vec![
+    let mut supervisors = vec![spawn_pause_watcher(pauses, store.clone(), stop_rx.clone())];
+    if cfg.queue.deliver {
+        supervisors.extend([
             spawn_route_reloader(
                 dispatch.clone(),
                 store.clone(),
@@ -177,10 +185,8 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
                 Duration::from_secs(cfg.queue.probe_interval_secs.max(1)),
                 stop_rx.clone(),
             ),
-        ]
-    } else {
-        vec![]
-    };
+        ]);
+    }
     let worker = Worker {
         store: store.clone(),
         dispatch,
@@ -223,6 +229,59 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         maintenance,
         supervisors,
         store,
+    })
+}
+
+/// Keeps this node's pauses current: every 50 ms from the store and, on PostgreSQL, at once
+/// when another process announces a change. A slow or failing store leaves the last known
+/// pauses in force.
+fn spawn_pause_watcher(
+    pauses: Pauses,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut listener = match &store {
+            Store::Postgres(pool) => match sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(mut l) => match l.listen(crate::guard::pause::CHANNEL).await {
+                    Ok(()) => Some(l),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN for pauses failed; polling only");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN for pauses failed; polling only");
+                    None
+                }
+            },
+            Store::Sqlite(_) => None,
+        };
+        loop {
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        let _ = l.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(crate::guard::pause::RELOAD_EVERY) => {}
+                _ = notified => {}
+                _ = stop.changed() => break,
+            }
+            match pauses.reload(&store).await {
+                Ok(true) => {
+                    let now: Vec<String> = pauses.list().iter().map(|p| p.scope.tag()).collect();
+                    tracing::warn!(pauses = ?now, "pauses changed");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading pauses failed; keeping the last ones")
+                }
+            }
+        }
     })
 }
 

@@ -47,6 +47,7 @@ fn msg(tenant: &str, n: usize, idem: Option<(&str, &str)>) -> NewMessage {
         created_at: 1_000 + n as i64,
         expires_at: 1_000_000,
         idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
+        held: None,
     }
 }
 
@@ -190,6 +191,7 @@ async fn claim_complete_and_recover() {
         let completion = |id: &str| Completion {
             id: id.to_owned(),
             created_at: done.created_at,
+            held_by: None,
             status: MessageStatus::Delivered,
             recipients: done
                 .recipients

@@ -68,6 +68,7 @@ pub enum EventKind {
     Failover,
     Held,
     Released,
+    Purged,
 }
 
 impl EventKind {
@@ -83,6 +84,7 @@ impl EventKind {
             Self::Failover => "failover",
             Self::Held => "held",
             Self::Released => "released",
+            Self::Purged => "purged",
         }
     }
 }

@@ -132,6 +132,7 @@ async fn send_inner(
         created_at: now,
         expires_at: now + st.retry_window_ms,
         idempotency: idem.map(|k| (k, request_hash(&req))),
+        held: None,
     };
     let (id, status, code) = match st.acceptor.accept(msg).await? {
         Inserted::New { id, status } => (id, status, StatusCode::ACCEPTED),

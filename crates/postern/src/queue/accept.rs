@@ -8,6 +8,8 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::guard::{Pause, Pauses};
+use crate::providers::Channel;
 use crate::store::{Inserted, NewMessage, Store};
 use crate::telemetry::Metrics;
 
@@ -27,6 +29,7 @@ pub enum AcceptError {
 #[derive(Clone)]
 pub struct Acceptor {
     tx: mpsc::Sender<Job>,
+    pauses: Pauses,
 }
 
 impl Acceptor {
@@ -37,13 +40,22 @@ impl Acceptor {
         wake: Arc<Notify>,
         max_batch: usize,
         metrics: Metrics,
+        pauses: Pauses,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
         let handle = tokio::spawn(writer(store, rx, wake, max_batch, metrics));
-        (Self { tx }, handle)
+        (Self { tx, pauses }, handle)
     }
 
-    pub async fn accept(&self, msg: NewMessage) -> Result<Inserted, AcceptError> {
+    /// Makes the message durable; a message that a pause covers is stored as held.
+    pub async fn accept(&self, mut msg: NewMessage) -> Result<Inserted, AcceptError> {
+        if msg.held.is_none()
+            && let Some(p) =
+                self.pauses
+                    .holding(&msg.tenant_id, msg.key_id.as_deref(), Channel::Email)
+        {
+            msg.held = Some((p.scope.tag(), held_because(&p)));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { msg, reply })
@@ -51,6 +63,15 @@ impl Acceptor {
             .map_err(|_| AcceptError::ShuttingDown)?;
         rx.await.map_err(|_| AcceptError::ShuttingDown)?
     }
+}
+
+/// The event detail of a message a pause holds.
+pub fn held_because(p: &Pause) -> String {
+    let what = match p.scope.target() {
+        "" => p.scope.kind().to_owned(),
+        t => format!("{} {t}", p.scope.kind()),
+    };
+    format!("held: {what} paused by {}: {}", p.actor, p.reason)
 }
 
 async fn writer(

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use crate::clock::SharedClock;
 use crate::config::QueueConfig;
 use crate::domain::{EventKind, MessageStatus, RecipientState};
+use crate::guard::Pauses;
 use crate::providers::health::{Health, Signal};
 use crate::providers::limits::Limits;
 use crate::providers::{
@@ -70,6 +71,7 @@ fn event(
 #[derive(Clone)]
 pub struct Dispatch {
     pub providers: Providers,
+    pub pauses: Pauses,
     pub health: Health,
     pub routes: Routes,
     pub limits: Limits,
@@ -77,8 +79,14 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// Routes and limits straight from the config, every provider healthy.
-    pub fn from_config(cfg: &crate::config::Config, providers: Providers, now: i64) -> Self {
+    pub fn from_config(
+        cfg: &crate::config::Config,
+        providers: Providers,
+        pauses: Pauses,
+        now: i64,
+    ) -> Self {
         Self {
+            pauses,
             health: Health::new(providers.names(), now),
             routes: Routes::new(cfg.routes.default.clone()),
             limits: Limits::new(&cfg.provider_limits),
@@ -213,6 +221,7 @@ impl<'a> Attempt<'a> {
         Completion {
             id: msg.id.clone(),
             created_at: msg.created_at,
+            held_by: None,
             status,
             recipients: self.recipients,
             next_attempt_at,
@@ -253,9 +262,13 @@ pub async fn deliver_one(
     policy: &DeliveryPolicy,
     clock: &SharedClock,
 ) -> Completion {
+    if let Some(c) = hold_if_paused(&msg, dispatch, clock) {
+        return c;
+    }
     let route = dispatch.routes.resolve(&msg.tenant_id);
     let candidates: Vec<&Arc<dyn Provider>> = route
         .iter()
+        .filter(|n| !dispatch.pauses.provider_paused(n))
         .filter_map(|n| dispatch.providers.get(n))
         .filter(|p| p.channel() == Channel::Email)
         .collect();
@@ -290,6 +303,10 @@ pub async fn deliver_one(
             continue;
         }
         let _limit = dispatch.limits.acquire(name).await;
+        // A pause may have come while this call waited for its limit: nothing new starts.
+        if let Some(c) = hold_if_paused(&msg, dispatch, clock) {
+            return c;
+        }
         at.provider = Some(name.to_owned());
         at.event(
             clock.now_ms(),
@@ -337,6 +354,34 @@ pub async fn deliver_one(
         break;
     }
     at.finish(dispatch, policy, &route, clock.now_ms())
+}
+
+/// When a pause covers the message, the attempt ends before any call: the message is held,
+/// back at its place in line for when the pause is lifted.
+fn hold_if_paused(msg: &Claimed, dispatch: &Dispatch, clock: &SharedClock) -> Option<Completion> {
+    let p = dispatch
+        .pauses
+        .holding(&msg.tenant_id, msg.key_id.as_deref(), Channel::Email)?;
+    let now = clock.now_ms();
+    Some(Completion {
+        id: msg.id.clone(),
+        created_at: msg.created_at,
+        status: MessageStatus::Held,
+        held_by: Some(p.scope.tag()),
+        recipients: msg.recipients.clone(),
+        next_attempt_at: msg.created_at,
+        provider: None,
+        last_error: None,
+        at: now,
+        events: vec![event(
+            &msg.id,
+            now,
+            EventKind::Held,
+            None,
+            None,
+            crate::queue::accept::held_because(&p),
+        )],
+    })
 }
 
 /// After a crash, asks each provider that can tell whether the earlier attempt landed there.

@@ -464,6 +464,7 @@ impl<'a> Session<'a> {
             created_at: now,
             expires_at: now + self.ctx.retry_window_ms,
             idempotency: None,
+            held: None,
         };
         match self.ctx.acceptor.accept(msg).await {
             Ok(

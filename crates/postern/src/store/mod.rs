@@ -2,10 +2,12 @@
 //! read the same on both are written once, through [`on_pool!`], and each backend file holds
 //! only what differs (connection setup, schema, claiming).
 
+mod pauses;
 mod postgres;
 mod routes;
 mod sqlite;
 
+pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +110,8 @@ pub struct NewMessage {
     pub expires_at: i64,
     /// `(key, hash of the request)`: a repeat of the key returns the first answer.
     pub idempotency: Option<(String, String)>,
+    /// Accepted as held: `(tag of the pause or action holding it, why)`.
+    pub held: Option<(String, String)>,
 }
 
 /// What [`Store::insert_messages`] did with one message.
@@ -126,6 +130,7 @@ pub enum Inserted {
 pub struct Claimed {
     pub id: String,
     pub tenant_id: String,
+    pub key_id: Option<String>,
     pub mail_from: String,
     pub recipients: Vec<Recipient>,
     pub raw: Vec<u8>,
@@ -155,6 +160,8 @@ pub struct Completion {
     /// so it goes before messages accepted after it.
     pub created_at: i64,
     pub status: crate::domain::MessageStatus,
+    /// For a held outcome: the tag of the pause or action that holds it.
+    pub held_by: Option<String>,
     pub recipients: Vec<Recipient>,
     pub next_attempt_at: i64,
     pub provider: Option<String>,
@@ -204,6 +211,10 @@ fn cacheable_chunks<T>(rows: &[T]) -> Vec<&[T]> {
     out
 }
 
+fn initial_status(m: &NewMessage) -> &'static str {
+    if m.held.is_some() { "held" } else { "queued" }
+}
+
 fn recipients_json(r: &[Recipient]) -> String {
     serde_json::to_string(r).unwrap_or_else(|_| "[]".into())
 }
@@ -217,7 +228,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-const CLAIM_COLUMNS: &str = "id, tenant_id, mail_from, recipients, raw, message_id_header, attempts, created_at, expires_at, in_doubt";
+const CLAIM_COLUMNS: &str = "id, tenant_id, key_id, mail_from, recipients, raw, message_id_header, attempts, created_at, expires_at, in_doubt";
 
 fn claimed_from_row<R: Row>(row: &R) -> Result<Claimed>
 where
@@ -230,6 +241,7 @@ where
     let recipients = parse_recipients(&id, &row.try_get::<String, _>("recipients")?)?;
     Ok(Claimed {
         tenant_id: row.try_get("tenant_id")?,
+        key_id: row.try_get("key_id")?,
         mail_from: row.try_get("mail_from")?,
         recipients,
         raw: row.try_get("raw")?,
@@ -402,8 +414,8 @@ impl Store {
                 let Some((key, hash)) = &m.idempotency else { continue };
                 let won = sqlx::query(
                     "INSERT INTO idempotency (tenant_id, key, message_id, request_hash, status, created_at) \
-                     VALUES ($1, $2, $3, $4, 'queued', $5) ON CONFLICT (tenant_id, key) DO NOTHING")
-                    .bind(&m.tenant_id).bind(key).bind(&m.id).bind(hash).bind(m.created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING")
+                    .bind(&m.tenant_id).bind(key).bind(&m.id).bind(hash).bind(initial_status(m)).bind(m.created_at)
                     .execute(&mut *tx).await?.rows_affected() == 1;
                 if !won {
                     let r = sqlx::query("SELECT message_id, request_hash, status FROM idempotency WHERE tenant_id = $1 AND key = $2")
@@ -420,14 +432,15 @@ impl Store {
             // Multi-row inserts, chunked under both backends' bind-parameter limits.
             for chunk in cacheable_chunks(&fresh) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO messages (id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt) ");
+                    "INSERT INTO messages (id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt, held_by) ");
                 qb.push_values(chunk.iter(), |mut b, m| {
                     let rcpts: Vec<Recipient> = m.recipients.iter().map(|a| Recipient { address: a.clone(), state: RecipientState::Pending }).collect();
                     b.push_bind(m.id.clone()).push_bind(m.tenant_id.clone()).push_bind(m.key_id.clone())
                         .push_bind(m.source).push_bind(m.mail_from.clone()).push_bind(recipients_json(&rcpts))
                         .push_bind(m.subject.clone()).push_bind(m.message_id_header.clone()).push_bind(m.raw.clone())
-                        .push_bind(m.raw.len() as i64).push_bind("queued").push_bind(0_i64)
-                        .push_bind(m.created_at).push_bind(m.created_at).push_bind(m.created_at).push_bind(m.expires_at).push_bind(0_i64);
+                        .push_bind(m.raw.len() as i64).push_bind(initial_status(m)).push_bind(0_i64)
+                        .push_bind(m.created_at).push_bind(m.created_at).push_bind(m.created_at).push_bind(m.expires_at).push_bind(0_i64)
+                        .push_bind(m.held.as_ref().map(|h| h.0.clone()));
                 });
                 qb.build().execute(&mut *tx).await?;
                 let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
@@ -436,6 +449,15 @@ impl Store {
                         .push_bind(format!("accepted via {}", m.source));
                 });
                 qb.build().execute(&mut *tx).await?;
+                let held: Vec<&&NewMessage> = chunk.iter().filter(|m| m.held.is_some()).collect();
+                if !held.is_empty() {
+                    let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
+                    qb.push_values(held.iter(), |mut b, m| {
+                        b.push_bind(m.id.clone()).push_bind(m.created_at).push_bind(EventKind::Held.as_str())
+                            .push_bind(m.held.as_ref().map(|h| h.1.clone()));
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
         });
@@ -445,7 +467,7 @@ impl Store {
             .map(|(m, a)| {
                 a.unwrap_or_else(|| Inserted::New {
                     id: m.id.clone(),
-                    status: "queued".into(),
+                    status: initial_status(m).into(),
                 })
             })
             .collect())
@@ -515,6 +537,10 @@ impl Store {
                 version: 2,
                 sql: include_str!("routes.sql").to_owned(),
             },
+            Migration {
+                version: 3,
+                sql: include_str!("pauses.sql").to_owned(),
+            },
         ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
@@ -572,10 +598,10 @@ impl Store {
             for c in batch {
                 let n = sqlx::query(
                     "UPDATE messages SET status = $1, recipients = $2, next_attempt_at = $3, provider = COALESCE($4, provider), \
-                     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0 \
+                     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0, held_by = $9 \
                      WHERE id = $7 AND status = 'sending' AND claimed_by = $8")
                     .bind(c.status.as_str()).bind(recipients_json(&c.recipients)).bind(c.next_attempt_at)
-                    .bind(&c.provider).bind(&c.last_error).bind(c.at).bind(&c.id).bind(node)
+                    .bind(&c.provider).bind(&c.last_error).bind(c.at).bind(&c.id).bind(node).bind(&c.held_by)
                     .execute(&mut *tx).await?.rows_affected();
                 if n == 1 { applied.push(c); }
             }

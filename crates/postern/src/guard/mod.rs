@@ -1,0 +1,7 @@
+//! Containment. [`pause`] is the kill switch: pauses by scope (everything, a tenant, a key, a
+//! provider, a channel), held in memory on every node, persisted in the store and reloaded
+//! within tens of milliseconds. Paused messages are held, never dropped.
+
+pub mod pause;
+
+pub use pause::{Pause, PauseScope, Pauses};
