@@ -29,6 +29,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub routes: RoutesConfig,
+    #[serde(default)]
+    pub suppression: SuppressionConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]
@@ -100,6 +102,27 @@ pub struct QueueConfig {
     /// How often each provider is probed and asked for its account status (SES GetAccount).
     #[serde(default = "default_probe_interval")]
     pub probe_interval_secs: u64,
+}
+
+/// What goes on a tenant's suppression list by itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionConfig {
+    /// Recipients a provider refused as nonexistent (5.1.1, 5.1.2, ...).
+    #[serde(default = "yes")]
+    pub hard_bounces: bool,
+    /// Recipients who complained (ARF feedback).
+    #[serde(default = "yes")]
+    pub complaints: bool,
+}
+
+impl Default for SuppressionConfig {
+    fn default() -> Self {
+        Self {
+            hard_bounces: true,
+            complaints: true,
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]

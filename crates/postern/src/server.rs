@@ -190,7 +190,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let worker = Worker {
         store: store.clone(),
         dispatch,
-        policy: DeliveryPolicy::from_config(&cfg.queue),
+        policy: DeliveryPolicy::from_config(&cfg.queue, &cfg.suppression),
         clock,
         node,
         concurrency: cfg.queue.concurrency,

@@ -192,6 +192,7 @@ async fn claim_complete_and_recover() {
             id: id.to_owned(),
             created_at: done.created_at,
             held_by: None,
+            suppress: vec![],
             status: MessageStatus::Delivered,
             recipients: done
                 .recipients

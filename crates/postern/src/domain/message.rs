@@ -52,6 +52,8 @@ pub enum RecipientState {
     Delivered,
     Bounced,
     Expired,
+    /// On the tenant's suppression list: never sent.
+    Suppressed,
 }
 
 /// Kinds of events in a message's history.
@@ -69,6 +71,7 @@ pub enum EventKind {
     Held,
     Released,
     Purged,
+    Suppressed,
 }
 
 impl EventKind {
@@ -85,6 +88,7 @@ impl EventKind {
             Self::Held => "held",
             Self::Released => "released",
             Self::Purged => "purged",
+            Self::Suppressed => "suppressed",
         }
     }
 }

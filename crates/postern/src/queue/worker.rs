@@ -9,7 +9,7 @@ use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::clock::SharedClock;
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, SuppressionConfig};
 use crate::domain::{EventKind, MessageStatus, RecipientState};
 use crate::guard::Pauses;
 use crate::providers::health::{Health, Signal};
@@ -26,13 +26,16 @@ use crate::telemetry::Metrics;
 pub struct DeliveryPolicy {
     pub backoff_base_ms: i64,
     pub backoff_max_ms: i64,
+    /// Add hard-bounced recipients to the tenant's suppression list.
+    pub suppress_hard_bounces: bool,
 }
 
 impl DeliveryPolicy {
-    pub fn from_config(q: &QueueConfig) -> Self {
+    pub fn from_config(q: &QueueConfig, s: &SuppressionConfig) -> Self {
         Self {
             backoff_base_ms: (q.backoff_base_secs * 1000) as i64,
             backoff_max_ms: (q.backoff_max_secs * 1000) as i64,
+            suppress_hard_bounces: s.hard_bounces,
         }
     }
 
@@ -107,6 +110,8 @@ struct Attempt<'a> {
     last_error: Option<String>,
     /// The last provider called.
     provider: Option<String>,
+    /// Hard-bounced recipients, for the suppression list.
+    suppress: Vec<(String, String)>,
     /// Whether some provider took the call (answered or failed for this message alone); if
     /// not, every provider of the route was closed or refused as a whole.
     reached: bool,
@@ -143,8 +148,11 @@ impl<'a> Attempt<'a> {
                     self.recipients[i].state = RecipientState::Delivered;
                     self.event(now, EventKind::Delivered, Some(&addr), response);
                 }
-                RecipientOutcome::Bounced { reason, .. } => {
+                RecipientOutcome::Bounced { code, reason } => {
                     self.recipients[i].state = RecipientState::Bounced;
+                    if let Some(kind) = hard_bounce(code, &reason) {
+                        self.suppress.push((addr.clone(), kind.to_owned()));
+                    }
                     self.event(now, EventKind::Bounced, Some(&addr), reason);
                 }
                 RecipientOutcome::Deferred { reason, .. } => {
@@ -229,6 +237,11 @@ impl<'a> Attempt<'a> {
             last_error: self.last_error,
             at: now,
             events: self.events,
+            suppress: if policy.suppress_hard_bounces {
+                self.suppress
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -279,6 +292,7 @@ pub async fn deliver_one(
         last_error: None,
         provider: None,
         reached: false,
+        suppress: Vec::new(),
     };
     let out = OutboundMessage {
         id: msg.id.clone(),
@@ -381,6 +395,7 @@ fn hold_if_paused(msg: &Claimed, dispatch: &Dispatch, clock: &SharedClock) -> Op
             None,
             crate::queue::accept::held_because(&p),
         )],
+        suppress: Vec::new(),
     })
 }
 
@@ -411,6 +426,35 @@ async fn landed_before(
     false
 }
 
+/// Whether a refusal says the address (or its domain) does not exist, so that sending to it
+/// again is pointless: RFC 3463 status 5.1.1 (bad mailbox), 5.1.2 (bad domain), 5.1.3 (bad
+/// address syntax), 5.1.10 (null MX), or a 550 that says so in words. Returns the reason name
+/// used on the suppression list.
+pub fn hard_bounce(code: Option<u16>, text: &str) -> Option<&'static str> {
+    let t = text.to_ascii_lowercase();
+    let status = t
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| w.starts_with("5.") && w.matches('.').count() == 2);
+    match status {
+        Some("5.1.1" | "5.1.3" | "5.1.10") => return Some("userunknown"),
+        Some("5.1.2") => return Some("hostunknown"),
+        Some(_) => return None,
+        None => {}
+    }
+    let says_unknown = [
+        "user unknown",
+        "unknown user",
+        "no such user",
+        "mailbox unavailable",
+        "does not exist",
+        "mailbox not found",
+        "recipient address rejected: user unknown",
+    ]
+    .iter()
+    .any(|p| t.contains(p));
+    (matches!(code, Some(550 | 551 | 553)) && says_unknown).then_some("userunknown")
+}
+
 /// A message that reached at least one recipient is delivered; otherwise it bounced if any
 /// recipient bounced, else it expired. Per-recipient states keep the detail.
 fn final_status(recipients: &[Recipient]) -> MessageStatus {
@@ -424,8 +468,13 @@ fn final_status(recipients: &[Recipient]) -> MessageStatus {
         .any(|r| r.state == RecipientState::Bounced)
     {
         MessageStatus::Bounced
-    } else {
+    } else if recipients
+        .iter()
+        .any(|r| r.state == RecipientState::Expired)
+    {
         MessageStatus::Expired
+    } else {
+        MessageStatus::Suppressed
     }
 }
 
@@ -593,10 +642,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hard_bounces_are_unknown_addresses_and_domains_only() {
+        assert_eq!(
+            hard_bounce(
+                Some(550),
+                "RCPT TO: permanent error (550): 5.1.1 <a@b>: Recipient address rejected: User unknown"
+            ),
+            Some("userunknown")
+        );
+        assert_eq!(
+            hard_bounce(Some(550), "5.1.2 bad destination domain"),
+            Some("hostunknown")
+        );
+        assert_eq!(
+            hard_bounce(Some(550), "550 5.1.10 null MX"),
+            Some("userunknown")
+        );
+        assert_eq!(hard_bounce(Some(552), "5.2.2 mailbox full"), None);
+        assert_eq!(
+            hard_bounce(Some(554), "5.7.1 Message rejected as spam"),
+            None
+        );
+        assert_eq!(
+            hard_bounce(Some(550), "No such user here"),
+            Some("userunknown")
+        );
+        assert_eq!(hard_bounce(Some(550), "Rejected by policy"), None);
+        assert_eq!(hard_bounce(None, "invalid address \"x\""), None);
+    }
+
+    #[test]
     fn backoff_grows_caps_and_jitters() {
         let p = DeliveryPolicy {
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
+            suppress_hard_bounces: true,
         };
         let mut rng = rand::thread_rng();
         for _ in 0..200 {

@@ -6,9 +6,11 @@ mod pauses;
 mod postgres;
 mod routes;
 mod sqlite;
+pub mod suppressions;
 
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row, SqlitePool};
@@ -168,6 +170,8 @@ pub struct Completion {
     pub last_error: Option<String>,
     pub at: i64,
     pub events: Vec<NewEvent>,
+    /// Recipients to add to the tenant's suppression list: (address, reason).
+    pub suppress: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +213,80 @@ fn cacheable_chunks<T>(rows: &[T]) -> Vec<&[T]> {
         rest = tail;
     }
     out
+}
+
+/// A fresh message as it will be stored: suppressed recipients marked, and the status that
+/// follows (suppressed when every recipient is).
+struct Planned<'a> {
+    msg: &'a NewMessage,
+    recipients: Vec<Recipient>,
+    status: &'static str,
+}
+
+impl<'a> Planned<'a> {
+    fn new(msg: &'a NewMessage, suppressed: &std::collections::HashSet<(String, String)>) -> Self {
+        let recipients: Vec<Recipient> = msg
+            .recipients
+            .iter()
+            .map(|a| {
+                let key = (msg.tenant_id.clone(), suppressions::normalize(a));
+                let state = if suppressed.contains(&key) {
+                    RecipientState::Suppressed
+                } else {
+                    RecipientState::Pending
+                };
+                Recipient {
+                    address: a.clone(),
+                    state,
+                }
+            })
+            .collect();
+        let status = if recipients
+            .iter()
+            .all(|r| r.state == RecipientState::Suppressed)
+        {
+            "suppressed"
+        } else {
+            initial_status(msg)
+        };
+        Self {
+            msg,
+            recipients,
+            status,
+        }
+    }
+
+    fn events(&self) -> Vec<NewEvent> {
+        let m = self.msg;
+        let ev = |kind: EventKind, recipient: Option<&str>, detail: String| NewEvent {
+            message_id: m.id.clone(),
+            at: m.created_at,
+            kind,
+            recipient: recipient.map(str::to_owned),
+            provider: None,
+            detail: Some(detail),
+        };
+        let mut out = vec![ev(
+            EventKind::Queued,
+            None,
+            format!("accepted via {}", m.source),
+        )];
+        for r in self
+            .recipients
+            .iter()
+            .filter(|r| r.state == RecipientState::Suppressed)
+        {
+            out.push(ev(
+                EventKind::Suppressed,
+                Some(&r.address),
+                "on the tenant's suppression list; not sent".into(),
+            ));
+        }
+        if let (Some((_, why)), "held") = (&m.held, self.status) {
+            out.push(ev(EventKind::Held, None, why.clone()));
+        }
+        out
+    }
 }
 
 fn initial_status(m: &NewMessage) -> &'static str {
@@ -429,35 +507,59 @@ impl Store {
                 }
             }
             let fresh: Vec<&NewMessage> = batch.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(m, _)| m).collect();
+            // Suppressed recipients, read in this transaction so an accept never races an addition.
+            let wanted: Vec<(String, String)> = fresh.iter()
+                .flat_map(|m| m.recipients.iter().map(|a| (m.tenant_id.clone(), suppressions::normalize(a))))
+                .collect();
+            let mut suppressed = std::collections::HashSet::new();
+            for chunk in wanted.chunks(200) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new("SELECT tenant_id, address FROM suppressions WHERE (tenant_id, address) IN (VALUES ");
+                let mut sep = qb.separated(", ");
+                for (t, a) in chunk {
+                    sep.push("(");
+                    sep.push_bind_unseparated(t.clone());
+                    sep.push_unseparated(", ");
+                    sep.push_bind_unseparated(a.clone());
+                    sep.push_unseparated(")");
+                }
+                qb.push(")");
+                for r in qb.build().fetch_all(&mut *tx).await? {
+                    suppressed.insert((r.try_get::<String, _>("tenant_id")?, r.try_get::<String, _>("address")?));
+                }
+            }
+            let planned: Vec<Planned> = fresh.iter().map(|m| Planned::new(m, &suppressed)).collect();
             // Multi-row inserts, chunked under both backends' bind-parameter limits.
-            for chunk in cacheable_chunks(&fresh) {
+            for chunk in cacheable_chunks(&planned) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO messages (id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt, held_by) ");
-                qb.push_values(chunk.iter(), |mut b, m| {
-                    let rcpts: Vec<Recipient> = m.recipients.iter().map(|a| Recipient { address: a.clone(), state: RecipientState::Pending }).collect();
+                qb.push_values(chunk.iter(), |mut b, p| {
+                    let m = p.msg;
                     b.push_bind(m.id.clone()).push_bind(m.tenant_id.clone()).push_bind(m.key_id.clone())
-                        .push_bind(m.source).push_bind(m.mail_from.clone()).push_bind(recipients_json(&rcpts))
+                        .push_bind(m.source).push_bind(m.mail_from.clone()).push_bind(recipients_json(&p.recipients))
                         .push_bind(m.subject.clone()).push_bind(m.message_id_header.clone()).push_bind(m.raw.clone())
-                        .push_bind(m.raw.len() as i64).push_bind(initial_status(m)).push_bind(0_i64)
+                        .push_bind(m.raw.len() as i64).push_bind(p.status).push_bind(0_i64)
                         .push_bind(m.created_at).push_bind(m.created_at).push_bind(m.created_at).push_bind(m.expires_at).push_bind(0_i64)
-                        .push_bind(m.held.as_ref().map(|h| h.0.clone()));
+                        .push_bind(m.held.as_ref().filter(|_| p.status == "held").map(|h| h.0.clone()));
                 });
                 qb.build().execute(&mut *tx).await?;
-                let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
-                qb.push_values(chunk.iter(), |mut b, m| {
-                    b.push_bind(m.id.clone()).push_bind(m.created_at).push_bind(EventKind::Queued.as_str())
-                        .push_bind(format!("accepted via {}", m.source));
-                });
-                qb.build().execute(&mut *tx).await?;
-                let held: Vec<&&NewMessage> = chunk.iter().filter(|m| m.held.is_some()).collect();
-                if !held.is_empty() {
-                    let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
-                    qb.push_values(held.iter(), |mut b, m| {
-                        b.push_bind(m.id.clone()).push_bind(m.created_at).push_bind(EventKind::Held.as_str())
-                            .push_bind(m.held.as_ref().map(|h| h.1.clone()));
+                let events: Vec<NewEvent> = chunk.iter().flat_map(|p| p.events()).collect();
+                for ev in cacheable_chunks(&events) {
+                    let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, recipient, detail) ");
+                    qb.push_values(ev.iter(), |mut b, e| {
+                        b.push_bind(e.message_id.clone()).push_bind(e.at).push_bind(e.kind.as_str())
+                            .push_bind(e.recipient.clone()).push_bind(e.detail.clone());
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
+            }
+            for p in planned.iter().filter(|p| p.status == "suppressed") {
+                if let Some((key, _)) = &p.msg.idempotency {
+                    sqlx::query("UPDATE idempotency SET status = 'suppressed' WHERE tenant_id = $1 AND key = $2")
+                        .bind(&p.msg.tenant_id).bind(key).execute(&mut *tx).await?;
+                }
+            }
+            for (a, p) in answers.iter_mut().filter(|a| a.is_none()).zip(&planned) {
+                *a = Some(Inserted::New { id: p.msg.id.clone(), status: p.status.into() });
             }
             tx.commit().await?;
         });
@@ -541,6 +643,10 @@ impl Store {
                 version: 3,
                 sql: include_str!("pauses.sql").to_owned(),
             },
+            Migration {
+                version: 4,
+                sql: include_str!("suppressions.sql").to_owned(),
+            },
         ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
@@ -604,6 +710,14 @@ impl Store {
                     .bind(&c.provider).bind(&c.last_error).bind(c.at).bind(&c.id).bind(node).bind(&c.held_by)
                     .execute(&mut *tx).await?.rows_affected();
                 if n == 1 { applied.push(c); }
+            }
+            for c in &applied {
+                for (address, reason) in &c.suppress {
+                    sqlx::query("INSERT INTO suppressions (tenant_id, address, reason, source, detail, created_at) \
+                                 SELECT tenant_id, $2, $3, 'delivery', $4, $5 FROM messages WHERE id = $1 ON CONFLICT (tenant_id, address) DO NOTHING")
+                        .bind(&c.id).bind(suppressions::normalize(address)).bind(reason)
+                        .bind(format!("message {}", c.id)).bind(c.at).execute(&mut *tx).await?;
+                }
             }
             let events: Vec<&NewEvent> = applied.iter().flat_map(|c| c.events.iter()).collect();
             for chunk in cacheable_chunks(&events) {
