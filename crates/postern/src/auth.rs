@@ -4,9 +4,11 @@
 //! [`CACHE_TTL`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::clock::{SharedClock, rfc3339};
 use crate::domain::{ApiKeySecret, KeyError};
 use crate::store::{KeyRecord, Store, StoreError};
 
@@ -25,6 +27,12 @@ pub enum AuthError {
     Revoked(String),
     #[error("API key {0} lacks the {1:?} scope")]
     Scope(String, String),
+    #[error("API key {0} expired at {1}")]
+    Expired(String, String),
+    #[error("API key {0} was rotated and its grace period ended; use its successor {1}")]
+    Rotated(String, String),
+    #[error("API key {0} may not be used from {1}")]
+    Network(String, String),
     #[error("key store unavailable")]
     Store(#[source] StoreError),
 }
@@ -35,7 +43,37 @@ pub struct Principal {
     pub key_id: String,
     pub tenant_id: String,
     pub tenant: String,
+    pub key: Arc<KeyRecord>,
 }
+
+/// Why a key may not send this message. The messages are safe to show the client.
+#[derive(Debug, thiserror::Error)]
+pub enum SendRefusal {
+    #[error("API key {0} may not send from {1:?} (allowed From domains: {2})")]
+    FromDomain(String, String, String),
+    #[error("API key {0} may not send to {1:?} (allowed recipient domains: {2})")]
+    RcptDomain(String, String, String),
+    #[error("API key {0} is over its rate of {1} messages per second; retry shortly")]
+    Rate(String, f64),
+    #[error("API key {0} reached its daily limit of {1} messages (resets at 00:00 UTC)")]
+    Daily(String, u64),
+    #[error("key store unavailable")]
+    Store(#[source] StoreError),
+}
+
+/// Per-key send counters: a rate bucket and the count for the current UTC day.
+#[derive(Default)]
+struct Usage {
+    /// GCRA: the time the next message may go without exceeding the rate.
+    next_ms: f64,
+    day: i64,
+    sent_today: Option<u64>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// When a key was last used and from which address.
+type LastUse = (i64, Option<String>);
 
 /// A key record and when it was read.
 type Cached = (Arc<KeyRecord>, Instant);
@@ -43,15 +81,108 @@ type Cached = (Arc<KeyRecord>, Instant);
 #[derive(Clone)]
 pub struct KeyAuthenticator {
     store: Store,
+    clock: SharedClock,
     cache: Arc<RwLock<HashMap<String, Cached>>>,
+    /// Last use of each key since the last flush: (when, from where).
+    seen: Arc<Mutex<HashMap<String, LastUse>>>,
+    usage: Arc<Mutex<HashMap<String, Usage>>>,
 }
 
 impl KeyAuthenticator {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, clock: SharedClock) -> Self {
         Self {
             store,
+            clock,
             cache: Arc::default(),
+            seen: Arc::default(),
+            usage: Arc::default(),
         }
+    }
+
+    /// Writes the last-use times and addresses gathered since the last call (the server calls
+    /// this every few seconds, so a busy key does not cost a write per message).
+    pub async fn flush_usage(&self) -> Result<(), StoreError> {
+        let batch: Vec<(String, i64, Option<String>)> = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.drain().map(|(id, (at, ip))| (id, at, ip)).collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.store.record_key_usage(&batch).await
+    }
+
+    /// Checks a message against the key's policy and counts it against its limits.
+    pub async fn admit_send(
+        &self,
+        who: &Principal,
+        from: &str,
+        recipients: &[String],
+    ) -> Result<(), SendRefusal> {
+        let k = &who.key;
+        let p = &k.policy;
+        if !p.allows_from(from) {
+            return Err(SendRefusal::FromDomain(
+                k.id.clone(),
+                from.to_owned(),
+                p.from_domains.join(", "),
+            ));
+        }
+        if let Some(r) = recipients.iter().find(|r| !p.allows_rcpt(r)) {
+            return Err(SendRefusal::RcptDomain(
+                k.id.clone(),
+                r.clone(),
+                p.rcpt_domains.join(", "),
+            ));
+        }
+        if p.rate_per_sec.is_none() && p.daily_limit.is_none() {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let day = now.div_euclid(DAY_MS);
+        let known_today = {
+            let usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+            usage
+                .get(&k.id)
+                .filter(|u| u.day == day)
+                .and_then(|u| u.sent_today)
+        };
+        // The first message of a day (or since start) counts what the store already holds.
+        let seed = match (p.daily_limit, known_today) {
+            (Some(_), None) => Some(
+                self.store
+                    .key_messages_since(&k.id, day * DAY_MS)
+                    .await
+                    .map_err(SendRefusal::Store)? as u64,
+            ),
+            _ => None,
+        };
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let u = usage.entry(k.id.clone()).or_default();
+        if u.day != day {
+            u.day = day;
+            u.sent_today = None;
+        }
+        if u.sent_today.is_none() {
+            u.sent_today = seed.or(Some(0));
+        }
+        if let (Some(limit), Some(sent)) = (p.daily_limit, u.sent_today)
+            && sent >= limit
+        {
+            return Err(SendRefusal::Daily(k.id.clone(), limit));
+        }
+        if let Some(rate) = p.rate_per_sec {
+            let interval = 1000.0 / rate;
+            let burst = interval * (rate.max(1.0) - 1.0);
+            let now_f = now as f64;
+            let start = u.next_ms.max(now_f - burst);
+            if start > now_f {
+                return Err(SendRefusal::Rate(k.id.clone(), rate));
+            }
+            u.next_ms = start + interval;
+        }
+        u.sent_today = u.sent_today.map(|n| n + 1);
+        Ok(())
     }
 
     async fn record(&self, id: &str) -> Result<Arc<KeyRecord>, AuthError> {
@@ -72,8 +203,13 @@ impl KeyAuthenticator {
         Ok(rec)
     }
 
-    /// Checks a presented key for `scope`.
-    pub async fn authenticate(&self, presented: &str, scope: &str) -> Result<Principal, AuthError> {
+    /// Checks a presented key for `scope`, used from `ip` (when known).
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+        scope: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
         if presented.is_empty() {
             return Err(AuthError::Missing);
         }
@@ -85,13 +221,34 @@ impl KeyAuthenticator {
         if rec.revoked_at.is_some() {
             return Err(AuthError::Revoked(rec.id.clone()));
         }
+        let now = self.clock.now_ms();
+        if let Some(exp) = rec.expires_at.filter(|e| *e <= now) {
+            return Err(AuthError::Expired(rec.id.clone(), rfc3339(exp)));
+        }
+        if let Some(grace) = rec.grace_until {
+            let successor = rec.successor_id.clone().unwrap_or_default();
+            if grace <= now {
+                return Err(AuthError::Rotated(rec.id.clone(), successor));
+            }
+            // Reported on every use: the old key should be going quiet.
+            tracing::warn!(key = %rec.id, successor = %successor, ip = ?ip, until = %rfc3339(grace), "rotated API key used during its grace period");
+        }
+        if !rec.policy.allows_ip(ip) {
+            let from = ip.map_or("an unknown address".to_owned(), |i| i.to_string());
+            return Err(AuthError::Network(rec.id.clone(), from));
+        }
         if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
             return Err(AuthError::Scope(rec.id.clone(), scope.to_owned()));
         }
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.id.clone(), (now, ip.map(|i| i.to_string())));
         Ok(Principal {
             key_id: rec.id.clone(),
             tenant_id: rec.tenant_id.clone(),
             tenant: rec.tenant.clone(),
+            key: rec,
         })
     }
 }

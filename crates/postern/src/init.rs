@@ -110,6 +110,7 @@ pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
             description: Some("created by postern init".into()),
             created_at: now,
             revoked_at: None,
+            ..Default::default()
         })
         .await?;
     store.close().await;

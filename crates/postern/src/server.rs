@@ -90,7 +90,8 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         metrics.clone(),
         pauses.clone(),
     );
-    let keys = KeyAuthenticator::new(store.clone());
+    let keys = KeyAuthenticator::new(store.clone(), clock.clone());
+    let usage_keys = keys.clone();
     let retry_window_ms = (cfg.queue.retry_window_secs * 1000) as i64;
     let (stop, stop_rx) = watch::channel(false);
     let drain = Duration::from_secs(cfg.queue.drain_secs);
@@ -116,9 +117,12 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         let shutdown = async move {
             let _ = http_stop.changed().await;
         };
-        if let Err(e) = axum::serve(http_listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        if let Err(e) = axum::serve(
+            http_listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
         {
             tracing::error!(error = %e, "HTTP server failed");
         }
@@ -136,7 +140,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         };
         let ctx = Arc::new(SessionContext {
             acceptor: acceptor.clone(),
-            keys,
+            keys: keys.clone(),
             clock: clock.clone(),
             hostname: cfg.smtp.hostname.clone(),
             max_message_bytes: cfg.smtp.max_message_bytes,
@@ -200,7 +204,9 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     };
     let maintenance = {
         let (store, mut stop) = (store.clone(), stop_rx.clone());
+        let keys = usage_keys;
         tokio::spawn(async move {
+            let mut ticks = 0_u64;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -208,6 +214,12 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
                 }
                 if let Err(e) = store.checkpoint().await {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(4)
+                    && let Err(e) = keys.flush_usage().await
+                {
+                    tracing::warn!(error = %e, "recording API key use failed");
                 }
             }
         })

@@ -288,3 +288,44 @@ async fn too_many_errors_closes_and_starttls_discards_pipelined_plaintext() {
         Ok(Err(_)) => {}
     }
 }
+
+#[tokio::test]
+async fn a_keys_domain_policy_applies_to_smtp_too() {
+    let app = App::spawn(Backend::Sqlite, &[]);
+    let out = app.cli(&[
+        "--json",
+        "keys",
+        "create",
+        "--tenant",
+        "default",
+        "--from-domain",
+        "example.com",
+        "--rcpt-domain",
+        "customers.example",
+    ]);
+    let key: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut s = Raw::connect(&app.smtp).await;
+    s.login(key["secret"].as_str().unwrap()).await;
+    let r = s.cmd("MAIL FROM:<app@evil.example>").await;
+    assert!(
+        r.starts_with("550 5.7.1") && r.contains("example.com"),
+        "{r}"
+    );
+    assert!(
+        s.cmd("MAIL FROM:<app@example.com>")
+            .await
+            .starts_with("250")
+    );
+    let r = s.cmd("RCPT TO:<bob@gmail.example>").await;
+    assert!(r.starts_with("550 5.7.1"), "{r}");
+    assert!(
+        s.cmd("RCPT TO:<bob@customers.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    let r = s
+        .cmd("From: app@example.com\r\nTo: bob@customers.example\r\nSubject: hi\r\n\r\nhello\r\n.")
+        .await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+}

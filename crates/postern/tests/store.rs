@@ -78,6 +78,7 @@ async fn tenants_and_keys() {
             description: None,
             created_at: 5,
             revoked_at: None,
+            ..Default::default()
         };
         s.insert_key(&k).await.unwrap();
         assert_eq!(s.key("AAAAAAAAAAAA").await.unwrap().tenant, "acme");

@@ -3,10 +3,12 @@
 
 mod address;
 mod key;
+mod key_policy;
 mod message;
 mod tenant;
 
 pub use address::{AddressError, EmailAddress};
 pub use key::{ApiKeyId, ApiKeySecret, KeyError, KeyMode};
+pub use key_policy::KeyPolicy;
 pub use message::{EventKind, MessageStatus, RecipientState};
 pub use tenant::{TenantError, TenantName};

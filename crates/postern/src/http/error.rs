@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use postern_api::{ErrorDetail, ErrorResponse};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, SendRefusal};
 use crate::compose::ComposeError;
 use crate::queue::AcceptError;
 
@@ -98,8 +98,30 @@ impl From<AuthError> for ApiError {
             AuthError::Revoked(_) => {
                 Self::new(StatusCode::UNAUTHORIZED, "revoked_api_key", e.to_string())
             }
+            AuthError::Expired(..) => {
+                Self::new(StatusCode::UNAUTHORIZED, "expired_api_key", e.to_string())
+            }
+            AuthError::Rotated(..) => {
+                Self::new(StatusCode::UNAUTHORIZED, "rotated_api_key", e.to_string())
+            }
+            AuthError::Network(..) => {
+                Self::new(StatusCode::FORBIDDEN, "address_not_allowed", e.to_string())
+            }
             _ => Self::new(StatusCode::UNAUTHORIZED, "invalid_api_key", e.to_string()),
         }
+    }
+}
+
+impl From<SendRefusal> for ApiError {
+    fn from(e: SendRefusal) -> Self {
+        let (status, code) = match e {
+            SendRefusal::FromDomain(..) => (StatusCode::FORBIDDEN, "from_domain_not_allowed"),
+            SendRefusal::RcptDomain(..) => (StatusCode::FORBIDDEN, "recipient_domain_not_allowed"),
+            SendRefusal::Rate(..) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            SendRefusal::Daily(..) => (StatusCode::TOO_MANY_REQUESTS, "daily_limit_reached"),
+            SendRefusal::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        };
+        Self::new(status, code, e.to_string())
     }
 }
 

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use postern_api::{
     AcceptStatus, MessageEvent, MessageView, RecipientStatus, SendMessageRequest,
@@ -22,7 +24,12 @@ use crate::store::{Inserted, NewMessage, StoreError};
 const SCOPE_SEND: &str = "send";
 const SCOPE_READ: &str = "read";
 
-async fn principal(st: &AppState, headers: &HeaderMap, scope: &str) -> Result<Principal, ApiError> {
+async fn principal(
+    st: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Principal, ApiError> {
     let presented = match headers.get(axum::http::header::AUTHORIZATION) {
         None => "",
         Some(v) => {
@@ -44,7 +51,7 @@ async fn principal(st: &AppState, headers: &HeaderMap, scope: &str) -> Result<Pr
                 })?
         }
     };
-    Ok(st.keys.authenticate(presented.trim(), scope).await?)
+    Ok(st.keys.authenticate(presented.trim(), scope, peer).await?)
 }
 
 fn idempotency_key(
@@ -94,11 +101,13 @@ fn request_hash(req: &SendMessageRequest) -> String {
 
 pub(super) async fn send(
     State(st): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Json<SendMessageRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SendMessageResponse>), ApiError> {
     let started = Instant::now();
-    let result = send_inner(&st, &headers, body).await;
+    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    let result = send_inner(&st, &headers, peer, body).await;
     let code = result
         .as_ref()
         .map(|(s, _)| *s)
@@ -111,13 +120,17 @@ pub(super) async fn send(
 async fn send_inner(
     st: &AppState,
     headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
     body: Result<Json<SendMessageRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SendMessageResponse>), ApiError> {
     // Authentication first: an unauthenticated caller learns nothing about validation.
-    let who = principal(st, headers, SCOPE_SEND).await?;
+    let who = principal(st, headers, SCOPE_SEND, peer).await?;
     let Json(req) = body?;
     let idem = idempotency_key(headers, &req)?;
     let c = compose(&req, &st.hostname, st.max_recipients)?;
+    st.keys
+        .admit_send(&who, &c.mail_from, &c.recipients)
+        .await?;
     let now = st.clock.now_ms();
     let msg = NewMessage {
         id: uuid::Uuid::now_v7().to_string(),
@@ -157,13 +170,17 @@ async fn send_inner(
 
 pub(super) async fn get(
     State(st): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip());
     // A key that may send may also read what it sent.
-    let who = match principal(&st, &headers, SCOPE_READ).await {
+    let who = match principal(&st, &headers, SCOPE_READ, peer).await {
         Ok(w) => w,
-        Err(e) if e.code == "insufficient_scope" => principal(&st, &headers, SCOPE_SEND).await?,
+        Err(e) if e.code == "insufficient_scope" => {
+            principal(&st, &headers, SCOPE_SEND, peer).await?
+        }
         Err(e) => return Err(e),
     };
     if uuid::Uuid::parse_str(&id).is_err() {

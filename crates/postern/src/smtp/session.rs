@@ -313,7 +313,12 @@ impl<'a> Session<'a> {
                 return self.fail("504 5.5.4 Unrecognized authentication type; use PLAIN or LOGIN");
             }
         };
-        match self.ctx.keys.authenticate(password.trim(), "send").await {
+        match self
+            .ctx
+            .keys
+            .authenticate(password.trim(), "send", Some(self.peer.ip()))
+            .await
+        {
             Ok(p) => {
                 tracing::debug!(key = %p.key_id, peer = %self.peer, "SMTP AUTH succeeded");
                 self.principal = Some(p);
@@ -368,6 +373,14 @@ impl<'a> Session<'a> {
         if let Err(e) = EmailAddress::parse(&from) {
             return self.error(&format!("553 5.1.7 Bad sender address: {e}"));
         }
+        if let Some(p) = &self.principal
+            && !p.key.policy.allows_from(&from)
+        {
+            return self.error(&format!(
+                "550 5.7.1 This API key may not send from {from} (allowed: {})",
+                p.key.policy.from_domains.join(", ")
+            ));
+        }
         self.tx = Some(Transaction {
             from,
             rcpts: Vec::new(),
@@ -385,6 +398,17 @@ impl<'a> Session<'a> {
         }
         match EmailAddress::parse(&to) {
             Err(e) => self.error(&format!("553 5.1.3 Bad recipient address: {e}")),
+            Ok(a)
+                if self
+                    .principal
+                    .as_ref()
+                    .is_some_and(|p| !p.key.policy.allows_rcpt(a.as_str())) =>
+            {
+                self.error(&format!(
+                    "550 5.7.1 This API key may not send to {}",
+                    a.as_str()
+                ))
+            }
             Ok(a) => {
                 if !tx.rcpts.iter().any(|r| r.eq_ignore_ascii_case(a.as_str())) {
                     tx.rcpts.push(a.as_str().to_owned());
@@ -450,6 +474,20 @@ impl<'a> Session<'a> {
         let Some(who) = self.principal.clone() else {
             return self.fail("530 5.7.0 Authentication required");
         };
+        if let Err(e) = self
+            .ctx
+            .keys
+            .admit_send(&who, &composed.mail_from, &composed.recipients)
+            .await
+        {
+            let code = match e {
+                crate::auth::SendRefusal::Rate(..)
+                | crate::auth::SendRefusal::Daily(..)
+                | crate::auth::SendRefusal::Store(_) => "451 4.7.1",
+                _ => "550 5.7.1",
+            };
+            return self.fail(&format!("{code} {e}"));
+        }
         let now = self.ctx.clock.now_ms();
         let msg = NewMessage {
             id: uuid::Uuid::now_v7().to_string(),

@@ -76,7 +76,7 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct KeyRecord {
     pub id: String,
     pub tenant_id: String,
@@ -87,6 +87,13 @@ pub struct KeyRecord {
     pub description: Option<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub policy: crate::domain::KeyPolicy,
+    pub expires_at: Option<i64>,
+    /// Set when the key was rotated: it keeps working until then.
+    pub grace_until: Option<i64>,
+    pub successor_id: Option<String>,
+    pub last_used_at: Option<i64>,
+    pub last_ip: Option<String>,
 }
 
 /// A recipient and where its delivery stands; stored as JSON with the message.
@@ -424,14 +431,57 @@ impl Store {
 
     pub async fn insert_key(&self, k: &KeyRecord) -> Result<()> {
         on_pool!(self, p, Db => {
-            sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hash, scopes, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hash, scopes, description, created_at, policy, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&k.id).bind(&k.tenant_id).bind(&k.secret_hash).bind(&k.scopes).bind(&k.description).bind(k.created_at)
+                .bind(policy_json(&k.policy)).bind(k.expires_at)
                 .execute(p).await?;
         });
         Ok(())
     }
 
-    const KEY_SELECT: &str = "SELECT k.id, k.tenant_id, t.name AS tenant, k.secret_hash, k.scopes, k.description, k.created_at, k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+    const KEY_SELECT: &str = "SELECT k.id, k.tenant_id, t.name AS tenant, k.secret_hash, k.scopes, k.description, k.created_at, k.revoked_at, \
+        k.policy, k.expires_at, k.grace_until, k.successor_id, k.last_used_at, k.last_ip FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+
+    /// Issues `new` as the successor of `old_id`, which keeps working until `grace_until`.
+    pub async fn rotate_key(&self, old_id: &str, new: &KeyRecord, grace_until: i64) -> Result<()> {
+        let _w = self.write_lock().await;
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE api_keys SET grace_until = $1, successor_id = $2 WHERE id = $3 AND revoked_at IS NULL AND successor_id IS NULL")
+                .bind(grace_until).bind(&new.id).bind(old_id).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(StoreError::Conflict(format!("a successor of key {old_id} (or the key is revoked)")));
+            }
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hash, scopes, description, created_at, policy, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&new.id).bind(&new.tenant_id).bind(&new.secret_hash).bind(&new.scopes).bind(&new.description).bind(new.created_at)
+                .bind(policy_json(&new.policy)).bind(new.expires_at)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records when and from where keys were last used (batched by the caller).
+    pub async fn record_key_usage(&self, uses: &[(String, i64, Option<String>)]) -> Result<()> {
+        let _w = self.write_lock().await;
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            for (id, at, ip) in uses {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1, last_ip = COALESCE($2, last_ip) WHERE id = $3")
+                    .bind(at).bind(ip).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Messages accepted from a key since `since` (for its daily limit).
+    pub async fn key_messages_since(&self, key_id: &str, since: i64) -> Result<i64> {
+        on_pool!(self, p, Db => {
+            Ok(sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE key_id = $1 AND created_at >= $2")
+                .bind(key_id).bind(since).fetch_one(p).await?.try_get("n")?)
+        })
+    }
 
     pub async fn key(&self, id: &str) -> Result<KeyRecord> {
         let sql = format!("{} WHERE k.id = $1", Self::KEY_SELECT);
@@ -647,6 +697,10 @@ impl Store {
                 version: 4,
                 sql: include_str!("suppressions.sql").to_owned(),
             },
+            Migration {
+                version: 5,
+                sql: include_str!("keys.sql").to_owned(),
+            },
         ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
@@ -759,7 +813,22 @@ where
         description: r.try_get("description")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        policy: match r.try_get::<Option<String>, _>("policy")? {
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("key policy: {e}")))?,
+            None => Default::default(),
+        },
+        expires_at: r.try_get("expires_at")?,
+        grace_until: r.try_get("grace_until")?,
+        successor_id: r.try_get("successor_id")?,
+        last_used_at: r.try_get("last_used_at")?,
+        last_ip: r.try_get("last_ip")?,
     })
+}
+
+fn policy_json(p: &crate::domain::KeyPolicy) -> Option<String> {
+    (*p != crate::domain::KeyPolicy::default())
+        .then(|| serde_json::to_string(p).unwrap_or_default())
 }
 
 /// Schema migrations, applied in order at start; each runs once, recorded in
