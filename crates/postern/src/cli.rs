@@ -66,6 +66,9 @@ enum BounceCmd {
         /// RFC 822 message files
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Add the diagnostic text each reading was made from
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -153,7 +156,7 @@ fn print_init(r: &InitReport, json_out: bool) {
 
 /// `bounce classify`: one JSON line per reading on stdout, one line per unreadable file on
 /// stderr; fails (non-zero exit) when any file could not be classified, after reading them all.
-fn classify_files(files: Vec<PathBuf>) -> anyhow::Result<()> {
+fn classify_files(files: Vec<PathBuf>, verbose: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let mut failed = 0usize;
     let stdout = std::io::stdout();
@@ -166,7 +169,7 @@ fn classify_files(files: Vec<PathBuf>) -> anyhow::Result<()> {
         match readings {
             Ok(readings) => {
                 for r in readings {
-                    let line = json!({
+                    let mut line = json!({
                         "file": file,
                         "recipient": r.recipient,
                         "status": r.status,
@@ -176,6 +179,9 @@ fn classify_files(files: Vec<PathBuf>) -> anyhow::Result<()> {
                         "feedback_type": r.feedback_type,
                         "action": r.action,
                     });
+                    if verbose {
+                        line["diagnostic"] = json!(r.diagnostic);
+                    }
                     writeln!(out, "{line}")?;
                 }
             }
@@ -212,7 +218,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print_init(&r, json_out);
             return Ok(());
         }
-        Cmd::Bounce(BounceCmd::Classify { files }) => return classify_files(files),
+        Cmd::Bounce(BounceCmd::Classify { files, verbose }) => {
+            return classify_files(files, verbose);
+        }
         Cmd::Serve if !config_path.exists() => {
             if explicit {
                 bail!(

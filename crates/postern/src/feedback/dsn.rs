@@ -142,27 +142,33 @@ fn add_human_text(found: &mut [Delivery], human: &str) {
         }
         return;
     }
+    let all: Vec<String> = found
+        .iter()
+        .map(|d| d.recipient.to_ascii_lowercase())
+        .collect();
     for d in found.iter_mut() {
-        if let Some(lines) = lines_about(human, &d.recipient) {
+        if let Some(lines) = lines_about(human, &d.recipient, &all) {
             d.diagnosis = format!("{lines} {}", d.diagnosis);
         }
     }
 }
 
-/// The line that names `recipient` and the indented or following lines up to a blank line.
-fn lines_about(human: &str, recipient: &str) -> Option<String> {
+/// The line that names `recipient` and the lines after it, up to a blank line or a line that
+/// names another recipient.
+fn lines_about(human: &str, recipient: &str, all: &[String]) -> Option<String> {
     let lower = recipient.to_ascii_lowercase();
     let lines: Vec<&str> = human.lines().collect();
     let at = lines
         .iter()
         .position(|l| l.to_ascii_lowercase().contains(&lower))?;
-    let taken: Vec<&str> = lines
-        .iter()
-        .skip(at)
-        .take(20)
-        .take_while(|l| !l.trim().is_empty())
-        .copied()
-        .collect();
+    let mut taken = vec![lines.get(at).copied().unwrap_or("")];
+    for line in lines.iter().skip(at + 1).take(20) {
+        let l = line.to_ascii_lowercase();
+        if line.trim().is_empty() || all.iter().any(|r| *r != lower && l.contains(r.as_str())) {
+            break;
+        }
+        taken.push(line);
+    }
     Some(taken.join(" "))
 }
 

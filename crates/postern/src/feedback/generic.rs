@@ -7,6 +7,7 @@ use super::Delivery;
 use super::address::{addresses_in, clean_address};
 use super::codes;
 use super::message::Email;
+use super::reason::Reason;
 
 /// Where the report section of a family's text starts and ends (lower-case substrings of a
 /// line). An empty `starts` means "from the top".
@@ -14,6 +15,42 @@ use super::message::Email;
 pub(crate) struct Layout {
     pub starts: &'static [&'static str],
     pub ends: &'static [&'static str],
+}
+
+/// How one MTA family writes its reports: where the report section is, and the wording it uses
+/// for the failing SMTP command and for its own reasons (phrases in any case).
+pub(crate) struct Family {
+    pub layout: Layout,
+    pub commands: &'static [(&'static str, &'static [&'static str])],
+    pub reasons: &'static [(Reason, &'static [&'static str])],
+}
+
+impl Family {
+    /// Reads the section with the family's layout, then applies its wording.
+    pub(crate) fn read(&self, email: &Email) -> Vec<Delivery> {
+        let mut found = read_with(email, self.layout);
+        for d in &mut found {
+            let lower = d.diagnosis.to_ascii_lowercase();
+            if d.command.is_empty()
+                && let Some((command, _)) = self.commands.iter().find(|(_, p)| says_any(&lower, p))
+            {
+                d.command = (*command).to_string();
+            }
+            if d.reason.is_none()
+                && let Some((reason, _)) = self.reasons.iter().find(|(_, p)| says_any(&lower, p))
+            {
+                d.reason = Some(*reason);
+            }
+        }
+        found
+    }
+}
+
+/// Whether the lower-cased text contains any of the phrases (compared in lower case).
+pub(crate) fn says_any(lower: &str, phrases: &[&str]) -> bool {
+    phrases
+        .iter()
+        .any(|p| lower.contains(p.to_ascii_lowercase().as_str()))
 }
 
 /// Lines after which the returned message (or its headers) follows, shared by most MTAs.
