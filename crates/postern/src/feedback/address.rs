@@ -60,22 +60,6 @@ pub(crate) fn clean_address(value: &str) -> Option<String> {
     Some(format!("{}@{}", local, domain.to_ascii_lowercase()))
 }
 
-/// Addresses a bounce comes from or is sent to that are never the failed recipient.
-pub(crate) fn is_system_address(addr: &str) -> bool {
-    let local = addr.split('@').next().unwrap_or("").to_ascii_lowercase();
-    matches!(
-        local.as_str(),
-        "mailer-daemon"
-            | "postmaster"
-            | "mailer_daemon"
-            | "mail-daemon"
-            | "noreply"
-            | "no-reply"
-            | "root"
-            | "double-bounce"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use super::Delivery;
 use super::address::clean_address;
-use super::generic::report_section;
+use super::generic::{recipient_on, report_section};
 use super::message::Email;
 
 /// One `Name: value` field of a delivery-status block, name lower-cased, value unfolded.
@@ -164,7 +164,9 @@ fn lines_about(human: &str, recipient: &str, all: &[String]) -> Option<String> {
     let mut taken = vec![lines.get(at).copied().unwrap_or("")];
     for line in lines.iter().skip(at + 1).take(20) {
         let l = line.to_ascii_lowercase();
-        if line.trim().is_empty() || all.iter().any(|r| *r != lower && l.contains(r.as_str())) {
+        let names_another = all.iter().any(|r| *r != lower && l.contains(r.as_str()))
+            || recipient_on(line, &[]).is_some_and(|(a, _)| a.to_ascii_lowercase() != lower);
+        if line.trim().is_empty() || names_another {
             break;
         }
         taken.push(line);

@@ -162,20 +162,12 @@ fn section_lines(text: &str, layout: Layout) -> Vec<&str> {
 
 /// Addresses the bounce itself is from or to: never a failed recipient.
 fn own_addresses(email: &Email) -> Vec<String> {
-    [
-        "from",
-        "to",
-        "return-path",
-        "reply-to",
-        "sender",
-        "delivered-to",
-        "x-original-to",
-    ]
-    .iter()
-    .filter_map(|h| email.header(h))
-    .flat_map(addresses_in)
-    .map(|a| a.to_ascii_lowercase())
-    .collect()
+    ["from", "to", "return-path", "reply-to", "sender"]
+        .iter()
+        .filter_map(|h| email.header(h))
+        .flat_map(addresses_in)
+        .map(|a| a.to_ascii_lowercase())
+        .collect()
 }
 
 /// Reads the recipients and their error text from the section the layout marks.
@@ -275,7 +267,7 @@ const RECIPIENT_CUES: &[&str] = &[
 ];
 
 /// The address a line names as a failed recipient, and the rest of the line.
-fn recipient_on(line: &str, own: &[String]) -> Option<(String, String)> {
+pub(crate) fn recipient_on(line: &str, own: &[String]) -> Option<(String, String)> {
     let trimmed = line.trim().trim_start_matches('>').trim_start();
     let lower = trimmed.to_ascii_lowercase();
     if NOT_RECIPIENT.iter().any(|p| lower.starts_with(p)) || trimmed.len() > 400 {
