@@ -23,7 +23,7 @@ fn is_complaint(email: &Email) -> bool {
         return true;
     }
     let complaint_senders = ["staff@hotmail.com", "complaints@email-abuse.amazonses.com"];
-    let from = email.from_lower();
+    let from = email.sender_lower();
     if ctype.contains("multipart/mixed")
         && email
             .subject_lower()

@@ -41,7 +41,7 @@ const SUBJECT_PHRASES: &[&str] = &[
 
 /// Bounces and system notices also carry Auto-Submitted; these senders are never auto-replies.
 fn is_excluded(email: &Email) -> bool {
-    let from = email.from_lower();
+    let from = email.sender_lower();
     let subject = email.subject_lower();
     ["root@", "postmaster@", "mailer-daemon@", "mailer-daemon"]
         .iter()

@@ -102,7 +102,7 @@ pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
 
 /// From a mailer daemon, about a failure, or listing failed recipients.
 pub(crate) fn looks_like_bounce(email: &Email) -> bool {
-    let from = email.from_lower();
+    let from = email.sender_lower();
     let subject = email.subject_lower();
     let daemon = [
         "mailer-daemon",

@@ -121,11 +121,13 @@ fn looks_like_text(raw: &[u8]) -> bool {
     control * 20 < sample.len().max(1)
 }
 
+/// A reader: None when the message is not of its kind.
+type Reader = fn(&Email) -> Option<Vec<Delivery>>;
+
 /// Tries the readers in order: complaints, auto-replies that are plainly so, the MTA families,
 /// standard DSNs, auto-replies, and last the generic text reader.
 fn read_deliveries(email: &Email) -> Vec<Delivery> {
-    let readers: [fn(&Email) -> Option<Vec<Delivery>>; 4] =
-        [arf::read, mta::read, dsn::read, autoreply::read];
+    let readers: [Reader; 4] = [arf::read, mta::read, dsn::read, autoreply::read];
     for reader in readers {
         if let Some(found) = reader(email).filter(|f| !f.is_empty()) {
             return dedup(found);

@@ -268,10 +268,9 @@ pub(crate) fn decide(ev: &Evidence<'_>) -> Reason {
     if ev.status.starts_with("2.") {
         return Delivered;
     }
-    if ev.diagnostic_type.is_empty() || ev.diagnostic_type.eq_ignore_ascii_case("smtp") {
-        if let Some(r) = FIRST_ORDER.iter().copied().find(|r| probe(*r, ev)) {
-            return r;
-        }
+    let smtp = ev.diagnostic_type.is_empty() || ev.diagnostic_type.eq_ignore_ascii_case("smtp");
+    if smtp && let Some(r) = FIRST_ORDER.iter().copied().find(|r| probe(*r, ev)) {
+        return r;
     }
     if let Some(r) = another_one(ev).filter(|r| *r != Undefined) {
         return r;

@@ -93,7 +93,7 @@ fn is_exim(email: &Email) -> bool {
     ];
     let subject = email.subject_lower();
     let mut votes = 0;
-    if email.from_lower().contains("mail delivery system") {
+    if email.sender_lower().contains("mail delivery system") {
         votes += 1;
     }
     if exim_message_id(email.header("message-id").unwrap_or("")) {

@@ -36,7 +36,7 @@ const FAMILY: Family = Family {
 };
 
 pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
-    let from = email.from_lower();
+    let from = email.sender_lower();
     let google = from.contains("@googlemail.com") || from.contains("@gmail.com");
     (google && email.text.contains("Delivery to the following recipient"))
         .then(|| FAMILY.read(email))

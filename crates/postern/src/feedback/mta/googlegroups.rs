@@ -9,7 +9,7 @@ use crate::feedback::reason::Reason;
 
 pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
     let failed = email.header("x-failed-recipients")?;
-    if !email.text.contains("Google Groups") || !email.from_lower().contains("googlemail.com") {
+    if !email.text.contains("Google Groups") || !email.sender_lower().contains("googlemail.com") {
         return None;
     }
     let report = email

@@ -44,7 +44,7 @@ const FAMILY: Family = Family {
 };
 
 pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
-    let from = email.from_lower();
+    let from = email.sender_lower();
     let carrier = ["ezweb.ne.jp", "dion.ne.jp", "au.com", "auone-net.jp"]
         .iter()
         .any(|d| from.contains(d));
