@@ -68,6 +68,9 @@ enum Cmd {
     /// A tenant's suppression list: addresses never sent to again
     #[command(subcommand)]
     Suppressions(SuppressionCmd),
+    /// Bounces, complaints and auto-replies
+    #[command(subcommand)]
+    Bounce(BounceCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +205,19 @@ enum RouteCmd {
         to: String,
         #[arg(long)]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BounceCmd {
+    /// Read bounce/complaint/auto-reply messages; print one JSON line per bounced recipient
+    Classify {
+        /// RFC 822 message files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Add the diagnostic text each reading was made from
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -404,6 +420,50 @@ fn print_init(r: &InitReport, json_out: bool) {
     );
 }
 
+/// `bounce classify`: one JSON line per reading on stdout, one line per unreadable file on
+/// stderr; fails (non-zero exit) when any file could not be classified, after reading them all.
+fn classify_files(files: Vec<PathBuf>, verbose: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut failed = 0usize;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for path in &files {
+        let file = path.display().to_string();
+        let readings = std::fs::read(path)
+            .with_context(|| format!("reading {file}"))
+            .and_then(|raw| crate::feedback::classify(&raw).map_err(anyhow::Error::from));
+        match readings {
+            Ok(readings) => {
+                for r in readings {
+                    let mut line = json!({
+                        "file": file,
+                        "recipient": r.recipient,
+                        "status": r.status,
+                        "reply_code": r.reply_code,
+                        "reason": r.reason.as_str(),
+                        "hard_bounce": r.hard_bounce,
+                        "feedback_type": r.feedback_type,
+                        "action": r.action,
+                    });
+                    if verbose {
+                        line["diagnostic"] = json!(r.diagnostic);
+                    }
+                    writeln!(out, "{line}")?;
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{file}: {e:#}");
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        bail!("{failed} of {} files could not be classified", files.len());
+    }
+    Ok(())
+}
+
 async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let url = cfg.database_url();
     Store::connect(&url)
@@ -423,6 +483,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let r = crate::init::init(&dir, force).await?;
             print_init(&r, json_out);
             return Ok(());
+        }
+        Cmd::Bounce(BounceCmd::Classify { files, verbose }) => {
+            return classify_files(files, verbose);
         }
         Cmd::Serve if !config_path.exists() => {
             if explicit {
@@ -444,7 +507,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let cfg = Config::load(&config_path)?;
     let now = SystemClock.now_ms();
     match cli.command {
-        Cmd::Init { .. } => unreachable_init(),
+        Cmd::Init { .. } | Cmd::Bounce(_) => unreachable_init(),
         Cmd::Serve => serve(cfg).await,
         Cmd::Tenants(TenantCmd::Add { name }) => {
             let name = TenantName::parse(&name)?;

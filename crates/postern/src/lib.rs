@@ -6,6 +6,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod domain;
+pub mod feedback;
 pub mod guard;
 pub mod http;
 pub mod init;
