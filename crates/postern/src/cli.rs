@@ -71,6 +71,26 @@ enum Cmd {
     /// Bounces, complaints and auto-replies
     #[command(subcommand)]
     Bounce(BounceCmd),
+    /// Apply and review feedback (bounces, complaints, auto-replies)
+    #[command(subcommand)]
+    Feedback(FeedbackCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum FeedbackCmd {
+    /// Apply bounce/complaint/auto-reply messages to the store: events on the messages they are
+    /// about, suppressions, orphans kept as evidence
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Recent feedback, newest first
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -695,6 +715,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Resume(args) => pause(args, false, &cfg, json_out, now).await,
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
+        Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
         Cmd::Providers(ProviderCmd::Test { name }) => {
             let providers = crate::providers::Providers::from_config(&cfg)?;
             let p = providers
@@ -1244,6 +1265,88 @@ fn read_suppression_csv(
     Ok(list)
 }
 
+async fn feedback(cmd: FeedbackCmd, cfg: &Config, json_out: bool, now: i64) -> anyhow::Result<()> {
+    use crate::feedback::ingest::{Origin, ingest};
+    let store = open_store(cfg).await?;
+    match cmd {
+        FeedbackCmd::Ingest { files } => {
+            let origin = Origin {
+                source: "cli",
+                tenant_id: None,
+                verp_message_id: None,
+            };
+            let mut failed = 0;
+            for f in &files {
+                let raw = match std::fs::read(f) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e}", f.display());
+                        continue;
+                    }
+                };
+                match ingest(&store, &raw, &origin, &cfg.suppression, now).await {
+                    Ok(applied) => {
+                        for a in applied {
+                            if json_out {
+                                println!(
+                                    "{}",
+                                    json!({"file": f.display().to_string(), "feedback": a})
+                                );
+                            } else {
+                                let r = &a.record;
+                                println!(
+                                    "{}\t{}\t{}\t{}\t{}{}",
+                                    f.display(),
+                                    r.recipient,
+                                    r.kind,
+                                    r.reason,
+                                    r.message_id.as_deref().map_or(
+                                        "orphan (no message of ours)".to_owned(),
+                                        |m| format!("message {m}")
+                                    ),
+                                    if a.suppressed { "\tsuppressed" } else { "" }
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e}", f.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} files could not be applied", files.len());
+            }
+        }
+        FeedbackCmd::List { tenant, limit } => {
+            let id = match &tenant {
+                Some(t) => Some(tenant_id(&store, t).await?),
+                None => None,
+            };
+            let list = store
+                .feedback(id.as_deref(), limit.clamp(1, 10_000))
+                .await?;
+            if json_out {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for r in list {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        rfc3339(r.received_at),
+                        r.kind,
+                        r.reason,
+                        r.recipient,
+                        r.message_id.as_deref().unwrap_or("orphan")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn unreachable_init() -> anyhow::Result<()> {
     bail!("init was handled above")
 }
@@ -1256,7 +1359,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| "off".into());
     tracing::info!(http = %running.http_addr, smtp = %smtp, "postern is serving");
     // For scripts and tests that asked for port 0: where we actually listen.
-    let info = json!({"http": running.http_addr.to_string(), "smtp": running.smtp_addr.map(|a| a.to_string()), "pid": std::process::id()});
+    let info = json!({"http": running.http_addr.to_string(), "smtp": running.smtp_addr.map(|a| a.to_string()), "bounces": running.bounce_addr.map(|a| a.to_string()), "pid": std::process::id()});
     std::fs::write(cfg.data_dir.join("serve.json"), info.to_string())?;
     crate::server::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight work");

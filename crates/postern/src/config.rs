@@ -31,6 +31,8 @@ pub struct Config {
     pub routes: RoutesConfig,
     #[serde(default)]
     pub suppression: SuppressionConfig,
+    #[serde(default)]
+    pub feedback: FeedbackConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]
@@ -102,6 +104,20 @@ pub struct QueueConfig {
     /// How often each provider is probed and asked for its account status (SES GetAccount).
     #[serde(default = "default_probe_interval")]
     pub probe_interval_secs: u64,
+}
+
+/// Where bounces come back to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// Envelope sender domain for outgoing mail: each message goes out from
+    /// `bounce+<message id>@<bounce_domain>` (VERP), so a bounce maps to its message even when
+    /// the report is mangled. Unset: the sender's own address.
+    #[serde(default)]
+    pub bounce_domain: Option<String>,
+    /// Where the bounce listener (SMTP, no AUTH, only mail to `bounce_domain`) listens.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// What goes on a tenant's suppression list by itself.
@@ -408,6 +424,20 @@ impl Config {
                     known.join(", ")
                 );
             }
+        }
+        if self.feedback.listen.is_some() && self.feedback.bounce_domain.is_none() {
+            bail!(
+                "{}: [feedback] listen needs bounce_domain (the domain the listener takes mail for)",
+                where_set(text, "feedback.listen")
+            );
+        }
+        if let Some(d) = &self.feedback.bounce_domain
+            && (d.is_empty() || d.contains('@') || !d.contains('.'))
+        {
+            bail!(
+                "{}: [feedback] bounce_domain must be a domain like bounces.example.com",
+                where_set(text, "feedback.bounce_domain")
+            );
         }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
             bail!(

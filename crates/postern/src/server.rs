@@ -23,9 +23,12 @@ use crate::telemetry::Metrics;
 pub struct Running {
     pub http_addr: SocketAddr,
     pub smtp_addr: Option<SocketAddr>,
+    /// The bounce listener (`[feedback] listen`), when configured.
+    pub bounce_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     http: JoinHandle<()>,
     smtp: Option<JoinHandle<()>>,
+    bounces: Option<JoinHandle<()>>,
     worker: JoinHandle<()>,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
@@ -106,6 +109,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         max_recipients: cfg.smtp.max_recipients,
         retry_window_ms,
         delivering: cfg.queue.deliver,
+        suppression: cfg.suppression.clone(),
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -148,6 +152,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             retry_window_ms,
             allow_plaintext_auth: cfg.smtp.allow_plaintext_auth,
             tls,
+            inbound: None,
         });
         let l = tokio::net::TcpListener::bind(cfg.smtp.listen)
             .await
@@ -164,6 +169,41 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         )
     } else {
         (None, None)
+    };
+    let (bounces, bounce_addr) = match (&cfg.feedback.listen, &cfg.feedback.bounce_domain) {
+        (Some(listen), Some(domain)) => {
+            let ctx = Arc::new(SessionContext {
+                acceptor: acceptor.clone(),
+                keys: keys.clone(),
+                clock: clock.clone(),
+                hostname: cfg.smtp.hostname.clone(),
+                max_message_bytes: cfg.smtp.max_message_bytes,
+                max_recipients: cfg.smtp.max_recipients,
+                retry_window_ms,
+                allow_plaintext_auth: false,
+                tls: None,
+                inbound: Some(crate::smtp::Inbound {
+                    bounce_domain: domain.clone(),
+                    store: store.clone(),
+                    suppression: cfg.suppression.clone(),
+                    metrics: metrics.clone(),
+                }),
+            });
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the bounce listener to {listen}"))?;
+            let addr = l.local_addr()?;
+            (
+                Some(tokio::spawn(crate::smtp::serve(
+                    l,
+                    ctx,
+                    stop_rx.clone(),
+                    drain,
+                ))),
+                Some(addr),
+            )
+        }
+        _ => (None, None),
     };
     drop(acceptor);
 
@@ -194,7 +234,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let worker = Worker {
         store: store.clone(),
         dispatch,
-        policy: DeliveryPolicy::from_config(&cfg.queue, &cfg.suppression),
+        policy: DeliveryPolicy::from_config(cfg),
         clock,
         node,
         concurrency: cfg.queue.concurrency,
@@ -233,9 +273,11 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     Ok(Running {
         http_addr,
         smtp_addr,
+        bounce_addr,
         stop,
         http,
         smtp,
+        bounces,
         worker,
         writer,
         maintenance,
@@ -428,6 +470,9 @@ impl Running {
         let _ = self.http.await;
         if let Some(s) = self.smtp {
             let _ = s.await;
+        }
+        if let Some(b) = self.bounces {
+            let _ = b.await;
         }
         // Every acceptor handle is gone with the listeners: the writer commits what it holds
         // and ends.

@@ -25,6 +25,7 @@ struct Inner {
     accept_seconds: Histogram,
     provider_health: Family<Labels, Gauge>,
     state_changes: Family<Labels, Counter>,
+    feedback: Family<Labels, Counter>,
 }
 
 /// Cheap to clone; every clone updates the same registry.
@@ -100,6 +101,12 @@ impl Metrics {
             "Provider health changes, by provider and new state",
             state_changes.clone(),
         );
+        let feedback = Family::<Labels, Counter>::default();
+        registry.register(
+            "postern_feedback",
+            "Feedback received, by kind (bounce, complaint, autoreply, delivery) and whether it matched a message Postern sent",
+            feedback.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             accepted,
@@ -112,6 +119,7 @@ impl Metrics {
             accept_seconds,
             provider_health,
             state_changes,
+            feedback,
         }))
     }
 
@@ -211,6 +219,16 @@ impl Metrics {
             .get_or_create(&vec![
                 ("provider".into(), provider.into()),
                 ("state".into(), to.as_str().into()),
+            ])
+            .inc();
+    }
+
+    pub fn feedback(&self, kind: &str, matched: bool) {
+        self.0
+            .feedback
+            .get_or_create(&vec![
+                ("kind".into(), kind.into()),
+                ("matched".into(), matched.to_string()),
             ])
             .inc();
     }

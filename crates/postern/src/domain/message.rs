@@ -72,6 +72,10 @@ pub enum EventKind {
     Released,
     Purged,
     Suppressed,
+    /// The recipient complained (ARF feedback).
+    Complained,
+    /// An automatic reply (out of office, ticket received) came back.
+    AutoReplied,
 }
 
 impl EventKind {
@@ -89,6 +93,8 @@ impl EventKind {
             Self::Released => "released",
             Self::Purged => "purged",
             Self::Suppressed => "suppressed",
+            Self::Complained => "complained",
+            Self::AutoReplied => "auto_replied",
         }
     }
 }

@@ -15,6 +15,7 @@ mod autoreply;
 mod codes;
 mod dsn;
 mod generic;
+pub mod ingest;
 mod message;
 mod mta;
 mod phrases;

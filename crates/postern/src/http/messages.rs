@@ -24,7 +24,7 @@ use crate::store::{Inserted, NewMessage, StoreError};
 const SCOPE_SEND: &str = "send";
 const SCOPE_READ: &str = "read";
 
-async fn principal(
+pub(super) async fn principal(
     st: &AppState,
     headers: &HeaderMap,
     scope: &str,

@@ -2,6 +2,7 @@
 //! HTTP layer never talks to a provider.
 
 mod error;
+mod feedback;
 mod messages;
 mod ops;
 
@@ -32,12 +33,14 @@ pub struct AppState {
     pub retry_window_ms: i64,
     /// Whether this node runs delivery workers (`[queue] deliver`).
     pub delivering: bool,
+    pub suppression: crate::config::SuppressionConfig,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/feedback/raw", post(feedback::raw))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -28,14 +28,18 @@ pub struct DeliveryPolicy {
     pub backoff_max_ms: i64,
     /// Add hard-bounced recipients to the tenant's suppression list.
     pub suppress_hard_bounces: bool,
+    /// Send from `bounce+<message id>@<domain>` (VERP) when set.
+    pub bounce_domain: Option<String>,
 }
 
 impl DeliveryPolicy {
-    pub fn from_config(q: &QueueConfig, s: &SuppressionConfig) -> Self {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        let (q, s): (&QueueConfig, &SuppressionConfig) = (&cfg.queue, &cfg.suppression);
         Self {
             backoff_base_ms: (q.backoff_base_secs * 1000) as i64,
             backoff_max_ms: (q.backoff_max_secs * 1000) as i64,
             suppress_hard_bounces: s.hard_bounces,
+            bounce_domain: cfg.feedback.bounce_domain.clone(),
         }
     }
 
@@ -298,7 +302,10 @@ pub async fn deliver_one(
         id: msg.id.clone(),
         tenant_id: msg.tenant_id.clone(),
         channel: Channel::Email,
-        mail_from: msg.mail_from.clone(),
+        mail_from: match &policy.bounce_domain {
+            Some(d) => format!("bounce+{}@{d}", msg.id),
+            None => msg.mail_from.clone(),
+        },
         recipients: at.pending(),
         raw: Arc::from(msg.raw.as_slice()),
         message_id_header: msg.message_id_header.clone(),
@@ -677,6 +684,7 @@ mod tests {
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
             suppress_hard_bounces: true,
+            bounce_domain: None,
         };
         let mut rng = rand::thread_rng();
         for _ in 0..200 {

@@ -29,6 +29,17 @@ pub struct SessionContext {
     pub retry_window_ms: i64,
     pub allow_plaintext_auth: bool,
     pub tls: Option<TlsAcceptor>,
+    /// Set on the bounce listener: no AUTH, mail only to the bounce domain, and what arrives
+    /// is feedback to apply rather than a message to send.
+    pub inbound: Option<Inbound>,
+}
+
+/// The bounce listener's settings.
+pub struct Inbound {
+    pub bounce_domain: String,
+    pub store: crate::store::Store,
+    pub suppression: crate::config::SuppressionConfig,
+    pub metrics: crate::telemetry::Metrics,
 }
 
 /// Accepts connections until `stop`, then lets open sessions finish their current command

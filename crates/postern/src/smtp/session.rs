@@ -361,7 +361,7 @@ impl<'a> Session<'a> {
         if !self.greeted {
             return self.error("503 5.5.1 Send EHLO first");
         }
-        if self.principal.is_none() {
+        if self.principal.is_none() && self.ctx.inbound.is_none() {
             return self.error("530 5.7.0 Authentication required");
         }
         if self.tx.is_some() {
@@ -370,7 +370,11 @@ impl<'a> Session<'a> {
         if size.is_some_and(|s| s > self.ctx.max_message_bytes) {
             return self.error("552 5.3.4 Message size exceeds fixed maximum message size");
         }
-        if let Err(e) = EmailAddress::parse(&from) {
+        // Bounces come from the null sender, which only the bounce listener takes.
+        let null_bounce = from.is_empty() && self.ctx.inbound.is_some();
+        if let Err(e) = EmailAddress::parse(&from).map_err(|e| e.to_string())
+            && !null_bounce
+        {
             return self.error(&format!("553 5.1.7 Bad sender address: {e}"));
         }
         if let Some(p) = &self.principal
@@ -396,8 +400,18 @@ impl<'a> Session<'a> {
         if tx.rcpts.len() >= max {
             return self.reply("452 4.5.3 Too many recipients");
         }
+        let inbound_domain = self.ctx.inbound.as_ref().map(|i| i.bounce_domain.as_str());
         match EmailAddress::parse(&to) {
             Err(e) => self.error(&format!("553 5.1.3 Bad recipient address: {e}")),
+            Ok(a)
+                if inbound_domain.is_some_and(|d| {
+                    !a.as_str()
+                        .rsplit_once('@')
+                        .is_some_and(|(_, dom)| dom.eq_ignore_ascii_case(d))
+                }) =>
+            {
+                self.error("550 5.7.1 Relay access denied: this server only takes bounces")
+            }
             Ok(a)
                 if self
                     .principal
@@ -467,6 +481,11 @@ impl<'a> Session<'a> {
                 "552 5.3.4 Message exceeds the {max}-byte limit; not accepted"
             ));
         }
+        if let Some(inb) = &self.ctx.inbound {
+            let reply = apply_feedback(inb, &tx.rcpts, &body, self.ctx.clock.now_ms()).await;
+            self.reply(&reply);
+            return Ok(());
+        }
         let composed = match prepare_submission(body, tx.from, tx.rcpts, &self.ctx.hostname) {
             Ok(c) => c,
             Err(e) => return self.fail(&format!("550 5.6.0 {e}")),
@@ -513,5 +532,35 @@ impl<'a> Session<'a> {
             Err(e) => self.reply(&format!("451 4.3.0 {e}")),
         }
         Ok(())
+    }
+}
+
+/// The bounce listener's DATA: apply what arrived as feedback. Anything that is not feedback
+/// is still answered 250 (and dropped, with a log line): a 5xx would make the reporting server
+/// send a bounce of the bounce.
+async fn apply_feedback(inb: &super::Inbound, rcpts: &[String], body: &[u8], now: i64) -> String {
+    use crate::feedback::ingest::{IngestError, Origin, ingest, verp_token};
+    let token = rcpts.iter().find_map(|r| verp_token(r));
+    let origin = Origin {
+        source: "smtp",
+        tenant_id: None,
+        verp_message_id: token,
+    };
+    match ingest(&inb.store, body, &origin, &inb.suppression, now).await {
+        Ok(applied) => {
+            for a in &applied {
+                inb.metrics
+                    .feedback(&a.record.kind, a.record.message_id.is_some());
+            }
+            format!("250 2.0.0 Ok: {} feedback readings recorded", applied.len())
+        }
+        Err(IngestError::Classify(e)) => {
+            tracing::info!(error = %e, "message to the bounce address is not feedback; dropped");
+            "250 2.0.0 Ok: not feedback; nothing recorded".into()
+        }
+        Err(IngestError::Store(e)) => {
+            tracing::warn!(error = %e, "recording feedback failed");
+            "451 4.3.0 Feedback not recorded; try again later".into()
+        }
     }
 }

@@ -2,12 +2,14 @@
 //! read the same on both are written once, through [`on_pool!`], and each backend file holds
 //! only what differs (connection setup, schema, claiming).
 
+mod feedback;
 mod pauses;
 mod postgres;
 mod routes;
 mod sqlite;
 pub mod suppressions;
 
+pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
 pub use suppressions::Suppression;
@@ -700,6 +702,10 @@ impl Store {
             Migration {
                 version: 5,
                 sql: include_str!("keys.sql").to_owned(),
+            },
+            Migration {
+                version: 6,
+                sql: include_str!("feedback.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
