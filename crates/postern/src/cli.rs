@@ -74,6 +74,19 @@ enum Cmd {
     /// Apply and review feedback (bounces, complaints, auto-replies)
     #[command(subcommand)]
     Feedback(FeedbackCmd),
+    /// The compromise detector: what it saw and what it did
+    #[command(subcommand)]
+    Guard(GuardCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum GuardCmd {
+    /// Recent detections with their evidence and the action taken, newest first. A hold is a
+    /// pause by `guard`: `postern resume --key ID` (or `--tenant T`) releases what it held.
+    Alerts {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -716,6 +729,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
+        Cmd::Guard(GuardCmd::Alerts { limit }) => {
+            let store = open_store(&cfg).await?;
+            let alerts = store.alerts(limit.clamp(1, 10_000)).await?;
+            if json_out {
+                println!("{}", serde_json::to_string(&alerts)?);
+            } else {
+                for a in alerts {
+                    println!(
+                        "{}\t{}\t{} {}\t{}\t{}",
+                        rfc3339(a.at),
+                        a.signal,
+                        a.scope,
+                        a.target,
+                        a.action,
+                        a.evidence
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Providers(ProviderCmd::Test { name }) => {
             let providers = crate::providers::Providers::from_config(&cfg)?;
             let p = providers
@@ -1274,6 +1307,7 @@ async fn feedback(cmd: FeedbackCmd, cfg: &Config, json_out: bool, now: i64) -> a
                 source: "cli",
                 tenant_id: None,
                 verp_message_id: None,
+                guard: None,
             };
             let mut failed = 0;
             for f in &files {

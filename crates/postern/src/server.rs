@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::auth::KeyAuthenticator;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::guard::Pauses;
+use crate::guard::{Guard, Pauses};
 use crate::http::{AppState, router};
 use crate::providers::Providers;
 use crate::queue::{Acceptor, DeliveryPolicy, Dispatch, Worker};
@@ -72,7 +72,15 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     for p in pauses.list().iter() {
         tracing::warn!(scope = p.scope.kind(), target = p.scope.target(), by = %p.actor, reason = %p.reason, "paused (postern resume lifts it)");
     }
-    let dispatch = Dispatch::from_config(cfg, providers, pauses.clone(), clock.now_ms());
+    let (guard, trips) = Guard::new(cfg.guard.clone(), clock.clone());
+    let guard = cfg.guard.enabled.then_some(guard);
+    let dispatch = Dispatch::from_config(
+        cfg,
+        providers,
+        pauses.clone(),
+        guard.clone(),
+        clock.now_ms(),
+    );
     dispatch
         .routes
         .reload(&store)
@@ -92,6 +100,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         cfg.queue.commit_batch,
         metrics.clone(),
         pauses.clone(),
+        guard.clone(),
     );
     let keys = KeyAuthenticator::new(store.clone(), clock.clone());
     let usage_keys = keys.clone();
@@ -110,6 +119,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         retry_window_ms,
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
+        guard: guard.clone(),
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -187,6 +197,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
                     store: store.clone(),
                     suppression: cfg.suppression.clone(),
                     metrics: metrics.clone(),
+                    guard: guard.clone(),
                 }),
             });
             let l = tokio::net::TcpListener::bind(listen)
@@ -207,7 +218,21 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     };
     drop(acceptor);
 
-    let mut supervisors = vec![spawn_pause_watcher(pauses, store.clone(), stop_rx.clone())];
+    let mut supervisors = vec![
+        spawn_pause_watcher(
+            pauses.clone(),
+            guard.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        ),
+        tokio::spawn(crate::guard::detect::contain(
+            trips,
+            store.clone(),
+            pauses,
+            clock.clone(),
+            metrics.clone(),
+        )),
+    ];
     if cfg.queue.deliver {
         supervisors.extend([
             spawn_route_reloader(
@@ -291,6 +316,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
 /// pauses in force.
 fn spawn_pause_watcher(
     pauses: Pauses,
+    guard: Option<Guard>,
     store: Store,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -325,8 +351,19 @@ fn spawn_pause_watcher(
                 _ = notified => {}
                 _ = stop.changed() => break,
             }
+            let before = pauses.list();
             match pauses.reload(&store).await {
                 Ok(true) => {
+                    // A lifted guard pause lets its scope trip again.
+                    let after = pauses.list();
+                    if let Some(g) = &guard {
+                        for p in before
+                            .iter()
+                            .filter(|p| !after.iter().any(|q| q.scope == p.scope))
+                        {
+                            g.reset(&p.scope);
+                        }
+                    }
                     let now: Vec<String> = pauses.list().iter().map(|p| p.scope.tag()).collect();
                     tracing::warn!(pauses = ?now, "pauses changed");
                 }

@@ -26,6 +26,7 @@ struct Inner {
     provider_health: Family<Labels, Gauge>,
     state_changes: Family<Labels, Counter>,
     feedback: Family<Labels, Counter>,
+    guard_actions: Family<Labels, Counter>,
 }
 
 /// Cheap to clone; every clone updates the same registry.
@@ -107,6 +108,12 @@ impl Metrics {
             "Feedback received, by kind (bounce, complaint, autoreply, delivery) and whether it matched a message Postern sent",
             feedback.clone(),
         );
+        let guard_actions = Family::<Labels, Counter>::default();
+        registry.register(
+            "postern_guard_actions",
+            "Guard detections, by signal and action (hold, alert)",
+            guard_actions.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             accepted,
@@ -120,6 +127,7 @@ impl Metrics {
             provider_health,
             state_changes,
             feedback,
+            guard_actions,
         }))
     }
 
@@ -229,6 +237,16 @@ impl Metrics {
             .get_or_create(&vec![
                 ("kind".into(), kind.into()),
                 ("matched".into(), matched.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn guard_action(&self, signal: &str, action: &str) {
+        self.0
+            .guard_actions
+            .get_or_create(&vec![
+                ("signal".into(), signal.into()),
+                ("action".into(), action.into()),
             ])
             .inc();
     }

@@ -9,7 +9,7 @@ use crate::domain::EventKind;
 use crate::store::{FeedbackRecord, Store, StoreError};
 
 /// Where the feedback came from, and what it may be matched against.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Origin<'a> {
     /// `cli`, `http`, `smtp`, `ses`.
     pub source: &'a str,
@@ -17,6 +17,8 @@ pub struct Origin<'a> {
     pub tenant_id: Option<&'a str>,
     /// The message id from a VERP return path (`bounce+<id>@...`), when it came that way.
     pub verp_message_id: Option<&'a str>,
+    /// Told about every reading (rates, orphans), when running inside the server.
+    pub guard: Option<&'a crate::guard::Guard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,9 @@ pub async fn ingest(
             _ => None,
         };
         store.record_feedback(&record, event, suppress).await?;
+        if let Some(g) = origin.guard {
+            g.feedback_received(record.tenant_id.as_deref(), kind);
+        }
         out.push(Applied {
             record,
             suppressed: suppress,

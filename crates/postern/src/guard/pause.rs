@@ -81,7 +81,13 @@ pub struct Pause {
 #[derive(Clone, Default)]
 pub struct Pauses {
     set: Arc<RwLock<Arc<Vec<Pause>>>>,
+    /// Pauses made on this node (by the guard) that the store may not show yet: kept across
+    /// reloads until the store has them, so a reload racing the write cannot lift them.
+    local: Arc<std::sync::Mutex<Vec<(Pause, std::time::Instant)>>>,
 }
+
+/// How long a local pause waits to show up in the store before the store's word wins.
+const LOCAL_GRACE: Duration = Duration::from_secs(30);
 
 impl Pauses {
     pub fn list(&self) -> Arc<Vec<Pause>> {
@@ -90,6 +96,19 @@ impl Pauses {
 
     pub fn replace(&self, pauses: Vec<Pause>) {
         *self.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pauses);
+    }
+
+    /// Pauses at once on this node, before (and whatever) the store says.
+    pub fn add_local(&self, p: Pause) {
+        let mut list = self.list().as_ref().clone();
+        if !list.iter().any(|q| q.scope == p.scope) {
+            list.push(p.clone());
+            self.replace(list);
+        }
+        self.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((p, std::time::Instant::now()));
     }
 
     /// The pause that holds a message of this tenant, key and channel, if any. The broadest
@@ -129,7 +148,14 @@ impl Pauses {
 
     /// Re-reads the pauses from the store; returns whether they changed.
     pub async fn reload(&self, store: &Store) -> crate::store::Result<bool> {
-        let fresh = store.pauses().await?;
+        let mut fresh = store.pauses().await?;
+        {
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            local.retain(|(p, at)| {
+                at.elapsed() < LOCAL_GRACE && !fresh.iter().any(|q| q.scope == p.scope)
+            });
+            fresh.extend(local.iter().map(|(p, _)| p.clone()));
+        }
         if *self.list() == fresh {
             return Ok(false);
         }

@@ -38,6 +38,7 @@ pub(super) async fn raw(
         source: "http",
         tenant_id: Some(&who.tenant_id),
         verp_message_id: None,
+        guard: st.guard.as_ref(),
     };
     let applied = ingest(
         &st.store,

@@ -34,6 +34,7 @@ pub struct AppState {
     /// Whether this node runs delivery workers (`[queue] deliver`).
     pub delivering: bool,
     pub suppression: crate::config::SuppressionConfig,
+    pub guard: Option<crate::guard::Guard>,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {

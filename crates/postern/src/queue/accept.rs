@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::guard::{Pause, Pauses};
+use crate::guard::{Guard, Pause, Pauses};
 use crate::providers::Channel;
 use crate::store::{Inserted, NewMessage, Store};
 use crate::telemetry::Metrics;
@@ -30,6 +30,7 @@ pub enum AcceptError {
 pub struct Acceptor {
     tx: mpsc::Sender<Job>,
     pauses: Pauses,
+    guard: Option<Guard>,
 }
 
 impl Acceptor {
@@ -41,10 +42,11 @@ impl Acceptor {
         max_batch: usize,
         metrics: Metrics,
         pauses: Pauses,
+        guard: Option<Guard>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
         let handle = tokio::spawn(writer(store, rx, wake, max_batch, metrics));
-        (Self { tx, pauses }, handle)
+        (Self { tx, pauses, guard }, handle)
     }
 
     /// Makes the message durable; a message that a pause covers is stored as held.
@@ -56,12 +58,21 @@ impl Acceptor {
         {
             msg.held = Some((p.scope.tag(), held_because(&p)));
         }
+        let (tenant, key, rcpts) = (
+            msg.tenant_id.clone(),
+            msg.key_id.clone(),
+            msg.recipients.len(),
+        );
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { msg, reply })
             .await
             .map_err(|_| AcceptError::ShuttingDown)?;
-        rx.await.map_err(|_| AcceptError::ShuttingDown)?
+        let answer = rx.await.map_err(|_| AcceptError::ShuttingDown)??;
+        if let (Some(g), Inserted::New { .. }) = (&self.guard, &answer) {
+            g.accepted(&tenant, key.as_deref(), rcpts);
+        }
+        Ok(answer)
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use crate::clock::SharedClock;
 use crate::config::{QueueConfig, SuppressionConfig};
 use crate::domain::{EventKind, MessageStatus, RecipientState};
-use crate::guard::Pauses;
+use crate::guard::{Guard, Pauses};
 use crate::providers::health::{Health, Signal};
 use crate::providers::limits::Limits;
 use crate::providers::{
@@ -79,6 +79,7 @@ fn event(
 pub struct Dispatch {
     pub providers: Providers,
     pub pauses: Pauses,
+    pub guard: Option<Guard>,
     pub health: Health,
     pub routes: Routes,
     pub limits: Limits,
@@ -90,10 +91,12 @@ impl Dispatch {
         cfg: &crate::config::Config,
         providers: Providers,
         pauses: Pauses,
+        guard: Option<Guard>,
         now: i64,
     ) -> Self {
         Self {
             pauses,
+            guard,
             health: Health::new(providers.names(), now),
             routes: Routes::new(cfg.routes.default.clone()),
             limits: Limits::new(&cfg.provider_limits),
@@ -373,6 +376,14 @@ pub async fn deliver_one(
             },
         }
         break;
+    }
+    if let Some(g) = &dispatch.guard {
+        let refused = at
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Bounced)
+            .count();
+        g.bounced(&msg.tenant_id, refused as u64);
     }
     at.finish(dispatch, policy, &route, clock.now_ms())
 }

@@ -40,6 +40,7 @@ pub struct Inbound {
     pub store: crate::store::Store,
     pub suppression: crate::config::SuppressionConfig,
     pub metrics: crate::telemetry::Metrics,
+    pub guard: Option<crate::guard::Guard>,
 }
 
 /// Accepts connections until `stop`, then lets open sessions finish their current command

@@ -545,6 +545,7 @@ async fn apply_feedback(inb: &super::Inbound, rcpts: &[String], body: &[u8], now
         source: "smtp",
         tenant_id: None,
         verp_message_id: token,
+        guard: inb.guard.as_ref(),
     };
     match ingest(&inb.store, body, &origin, &inb.suppression, now).await {
         Ok(applied) => {

@@ -2,6 +2,7 @@
 //! read the same on both are written once, through [`on_pool!`], and each backend file holds
 //! only what differs (connection setup, schema, claiming).
 
+mod alerts;
 mod feedback;
 mod pauses;
 mod postgres;
@@ -9,6 +10,7 @@ mod routes;
 mod sqlite;
 pub mod suppressions;
 
+pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
@@ -706,6 +708,10 @@ impl Store {
             Migration {
                 version: 6,
                 sql: include_str!("feedback.sql").to_owned(),
+            },
+            Migration {
+                version: 7,
+                sql: include_str!("guard.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
