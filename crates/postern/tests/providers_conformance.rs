@@ -404,6 +404,49 @@ async fn refused_recipient(spec: Spec) {
     }
 }
 
+/// A recipient only in the envelope (Bcc) still gets the message, and structured APIs do not
+/// put it in a visible header.
+async fn envelope_only_recipient(spec: Spec) {
+    if spec.channel != Channel::Email {
+        return;
+    }
+    let hidden = "audit@example.com";
+    let fake = fake(&spec).await;
+    let p = build(&spec, &fake.info(), 10);
+    let d = p
+        .send(&message(&spec, &[spec.good[0], hidden]))
+        .await
+        .unwrap();
+    assert!(
+        d.recipients
+            .iter()
+            .all(|(_, o)| matches!(o, RecipientOutcome::Delivered { .. })),
+        "{}: {d:?}",
+        spec.kind
+    );
+    let reqs = fake.requests().await;
+    let seen: Vec<&str> = reqs
+        .iter()
+        .flat_map(|r| r["recipients"].as_array().unwrap().iter())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(seen.contains(&hidden), "{}: {reqs:?}", spec.kind);
+    assert!(
+        !seen.contains(&spec.good[1]),
+        "{}: a recipient no longer pending was sent to: {reqs:?}",
+        spec.kind
+    );
+    for r in &reqs {
+        if let Some(h) = r["headers"].as_object() {
+            assert!(
+                !h.values()
+                    .any(|v| v.as_str().unwrap_or_default().contains(hidden)),
+                "{r}"
+            );
+        }
+    }
+}
+
 async fn expect_class(spec: &Spec, mode: &str, want: FailureClass, timeout_secs: u64) -> Duration {
     let fake = fake(spec).await;
     fake.set_mode(mode).await;
@@ -574,6 +617,8 @@ macro_rules! conformance {
             async fn server_error() { super::server_error(super::$adapter()).await }
             #[tokio::test]
             async fn unreachable() { super::unreachable(super::$adapter()).await }
+            #[tokio::test]
+            async fn envelope_only_recipient() { super::envelope_only_recipient(super::$adapter()).await }
         }
     )*};
 }
@@ -627,4 +672,72 @@ async fn webhook_signature_verifies_with_the_documented_scheme() {
         sig,
         "t=1700000000,v1=8ad37ba156048ae0e0a5533c75cdf26fee88b07f93cb57ee4c80adb053012032"
     );
+}
+
+// ---- the CLI ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cli_lists_and_tests_providers_without_showing_secrets() {
+    let (pm, sms) = (postmark(), twilio());
+    let (pm_fake, sms_fake) = (fake(&pm).await, fake(&sms).await);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("postern.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[providers.pm]\n{}\n[providers.sms]\n{}\n[routes]\ndefault = [\"pm\"]\n",
+            dir.path().display(),
+            (pm.config)(&pm_fake.info(), 5),
+            (sms.config)(&sms_fake.info(), 5)
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("POSTERN_LOG", "debug")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        for s in [secret_for(&pm), secret_for(&sms), "wrong-token-93d1".into()] {
+            assert!(
+                !stdout.contains(&s) && !stderr.contains(&s),
+                "{args:?} shows a secret:\n{stdout}\n{stderr}"
+            );
+        }
+        (out.status.success(), stdout, stderr)
+    };
+
+    let (ok, out, err) = run(&["--json", "providers", "list"], &[]);
+    assert!(ok, "{err}");
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let types: Vec<&str> = list.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["postmark", "twilio"]);
+    assert!(
+        list[0]["config"].as_str().unwrap().contains("[redacted]"),
+        "{out}"
+    );
+
+    let (ok, out, err) = run(&["providers", "test", "pm"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pm: ok"), "{out}");
+
+    let (ok, out, err) = run(&["--json", "providers", "test", "sms"], &[]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["channel"], "sms");
+    assert_eq!(v["account"]["enforcement"], "active", "{out}");
+
+    let (ok, _, err) = run(
+        &["providers", "test", "pm"],
+        &[("POSTERN_PROVIDERS_PM_SERVER_TOKEN", "wrong-token-93d1")],
+    );
+    assert!(!ok);
+    assert!(err.contains("ErrorCode 10"), "{err}");
 }
