@@ -741,3 +741,72 @@ async fn cli_lists_and_tests_providers_without_showing_secrets() {
     assert!(!ok);
     assert!(err.contains("ErrorCode 10"), "{err}");
 }
+
+// ---- end to end through `postern serve` ------------------------------------------------------
+
+/// The worker delivers through an HTTP API adapter configured only from the environment.
+#[tokio::test]
+async fn serve_delivers_through_postmark_and_bounces_its_inactive_recipient() {
+    let spec = postmark();
+    let fake = fake(&spec).await;
+    let base = fake.info().base;
+    let secret = secret_for(&spec);
+    let app = common::App::spawn(
+        common::Backend::Sqlite,
+        &[
+            ("POSTERN_PROVIDERS_PM_TYPE", "postmark"),
+            ("POSTERN_PROVIDERS_PM_SERVER_TOKEN", &secret),
+            ("POSTERN_PROVIDERS_PM_BASE_URL", &base),
+            ("POSTERN_ROUTES_DEFAULT", r#"["pm"]"#),
+        ],
+    );
+    let mut m = common::simple_message("bob@example.org");
+    m["cc"] = serde_json::json!(["gone@bounce.test"]);
+    let (code, body) = app.send(&app.key, m).await;
+    assert_eq!(code, 202, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let m = app.wait_status(id, "delivered", 20).await;
+    let states: Vec<(&str, &str)> = m["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap_or_default(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("gone@bounce.test", "bounced")), "{m:#}");
+    assert!(states.contains(&("bob@example.org", "delivered")), "{m:#}");
+    let reqs = fake.requests().await;
+    let ok: Vec<&Value> = reqs.iter().filter(|r| r["status"] == 200).collect();
+    assert_eq!(ok.len(), 1, "{reqs:?}");
+    assert_eq!(ok[0]["subject"], "Hello");
+    assert_eq!(ok[0]["metadata"]["postern_id"], id, "{reqs:?}");
+}
+
+/// The worker delivers through SES (moto, signatures checked).
+#[tokio::test]
+async fn serve_delivers_through_ses() {
+    let moto = Moto::start("example.com");
+    let info = moto.info();
+    let before = moto.sent_last_24h();
+    let app = common::App::spawn(
+        common::Backend::Sqlite,
+        &[
+            ("POSTERN_PROVIDERS_SES_TYPE", "ses"),
+            ("POSTERN_PROVIDERS_SES_ACCESS_KEY_ID", &info.key_id),
+            ("POSTERN_PROVIDERS_SES_SECRET_ACCESS_KEY", &info.secret),
+            ("POSTERN_PROVIDERS_SES_ENDPOINT", &info.base),
+            ("POSTERN_ROUTES_DEFAULT", r#"["ses"]"#),
+        ],
+    );
+    let (code, body) = app
+        .send(&app.key, common::simple_message("bob@example.org"))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    app.wait_status(body["id"].as_str().unwrap(), "delivered", 20)
+        .await;
+    assert!(moto.sent_last_24h() > before);
+}
