@@ -112,9 +112,7 @@ fn classify(status: u16, message: &str) -> ProviderError {
         .iter()
         .any(|w| lower.contains(w));
     match status {
-        401..=403 if suspended => {
-            wide(ProviderWideKind::AccountSuspended, Some(status), text)
-        }
+        401..=403 if suspended => wide(ProviderWideKind::AccountSuspended, Some(status), text),
         _ => ProviderError::new(http::class_of_status(status), Some(status), text),
     }
 }

@@ -203,19 +203,22 @@ where
         SdkError::TimeoutError(_) => {
             return ProviderError::new(FailureClass::Transient, None, text("timed out"));
         }
-        SdkError::DispatchFailure(d) => {
-            let kind = if d.is_timeout() {
-                return ProviderError::new(FailureClass::Transient, None, text("timed out"));
-            } else if d.is_io() {
-                ProviderWideKind::Unavailable
-            } else {
-                return ProviderError::new(
-                    FailureClass::Transient,
-                    None,
-                    format!("SES request failed: {}", error_chain(e)),
-                );
-            };
-            return wide(kind, None, format!("SES unreachable: {}", error_chain(e)));
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            return ProviderError::new(FailureClass::Transient, None, text("timed out"));
+        }
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            return wide(
+                ProviderWideKind::Unavailable,
+                None,
+                format!("SES unreachable: {}", error_chain(e)),
+            );
+        }
+        SdkError::DispatchFailure(_) => {
+            return ProviderError::new(
+                FailureClass::Transient,
+                None,
+                format!("SES request failed: {}", error_chain(e)),
+            );
         }
         SdkError::ConstructionFailure(_) => {
             return ProviderError::new(
