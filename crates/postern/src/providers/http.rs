@@ -26,13 +26,15 @@ pub(crate) fn wide(kind: ProviderWideKind, code: Option<u16>, msg: String) -> Pr
 /// carry a token in their path or query.
 pub(crate) fn transport_error(what: &str, e: reqwest::Error) -> ProviderError {
     let e = e.without_url();
-    if e.is_connect() {
+    let (connect, timeout) = (e.is_connect(), e.is_timeout());
+    let e = error_chain(&e);
+    if connect {
         wide(
             ProviderWideKind::Unavailable,
             None,
             format!("{what}: cannot connect: {e}"),
         )
-    } else if e.is_timeout() {
+    } else if timeout {
         ProviderError::new(
             FailureClass::Transient,
             None,
@@ -41,6 +43,22 @@ pub(crate) fn transport_error(what: &str, e: reqwest::Error) -> ProviderError {
     } else {
         ProviderError::new(FailureClass::Transient, None, format!("{what}: {e}"))
     }
+}
+
+/// An error with its sources ("error sending request: client error (Connect): …"), so the
+/// reason is not lost behind a generic top-level message.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let next = c.to_string();
+        if !s.contains(&next) {
+            s.push_str(": ");
+            s.push_str(&next);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// The class an HTTP status implies when the body says nothing more specific.

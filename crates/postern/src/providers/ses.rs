@@ -16,7 +16,7 @@ use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use secrecy::ExposeSecret;
 
-use super::http::{Attempt, deliver_with_refusals, wide};
+use super::http::{Attempt, deliver_with_refusals, error_chain, wide};
 use super::{
     AccountStatus, Delivery, FailureClass, OutboundMessage, Provider, ProviderError,
     ProviderWideKind,
@@ -268,18 +268,6 @@ fn xml_element(body: &str, name: &str) -> Option<String> {
     let (_, rest) = body.split_once(&format!("<{name}>"))?;
     let (text, _) = rest.split_once(&format!("</{name}>"))?;
     Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
-/// The error and its sources, for transport failures (which carry no service message).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[async_trait]

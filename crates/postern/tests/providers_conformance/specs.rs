@@ -3,7 +3,8 @@
 use postern::providers::{Channel, OutboundMessage, Provider, ProviderError, ProviderWideKind};
 
 use crate::peers::{self, Fake, PeerInfo};
-/// What differs between adapters; everything else is the shared cases below.
+
+/// What differs between adapters; everything else is the shared cases in cases.rs.
 pub struct Spec {
     /// `type = "..."` in the config, and the fake's `--api`.
     pub kind: &'static str,
