@@ -235,6 +235,17 @@ mod tests {
     }
 
     #[test]
+    fn attachments_are_kept_apart_from_the_bodies() {
+        let raw = "From: app@example.com\r\nTo: bob@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--M\r\nContent-Type: text/csv; name=\"r.csv\"\r\nContent-Disposition: attachment; filename=\"r.csv\"\r\nContent-Transfer-Encoding: base64\r\n\r\nYSxiCjEsMgo=\r\n--M--\r\n";
+        let f = Fields::parse(&msg(raw, &["bob@example.org"])).unwrap();
+        assert_eq!(f.text.as_deref().map(str::trim), Some("see attached"));
+        assert_eq!(f.attachments.len(), 1);
+        assert_eq!(f.attachments[0].name, "r.csv");
+        assert_eq!(f.attachments[0].content_type, "text/csv");
+        assert_eq!(f.attachments[0].content, b"a,b\n1,2\n");
+    }
+
+    #[test]
     fn html_only_has_no_text_body() {
         let raw = "From: app@example.com\r\nTo: bob@example.org\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n<b>hi</b>\r\n";
         let f = Fields::parse(&msg(raw, &["bob@example.org"])).unwrap();

@@ -87,6 +87,51 @@ async fn twilio_account_status() {
 }
 
 #[tokio::test]
+async fn twilio_sends_through_a_messaging_service() {
+    let spec = twilio();
+    let fake = fake(&spec).await;
+    let info = fake.info();
+    let cfg = |sender: &str| {
+        format!(
+            "[providers.p]\ntype = \"twilio\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\n{sender}\nbase_url = \"{}\"\n[routes]\ndefault = [\"p\"]\n",
+            peers::TWILIO_SID,
+            info.secret,
+            info.base
+        )
+    };
+    let c = postern::config::Config::from_toml_and_env(
+        &cfg("messaging_service_sid = \"MG0000000000000000000000000000000a\""),
+        [],
+    )
+    .unwrap();
+    let providers = postern::providers::Providers::from_config(&c).unwrap();
+    let d = providers
+        .get("p")
+        .unwrap()
+        .send(&message(&spec, &spec.good[..1]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        d.recipients[0].1,
+        postern::providers::RecipientOutcome::Delivered { .. }
+    ));
+    let reqs = fake.requests().await;
+    assert_eq!(
+        reqs[0]["messaging_service"],
+        "MG0000000000000000000000000000000a"
+    );
+    assert_eq!(reqs[0]["sender"], Value::Null);
+
+    // Exactly one of the two.
+    let both = cfg("from = \"+15005550006\"\nmessaging_service_sid = \"MG1\"");
+    let c = postern::config::Config::from_toml_and_env(&both, []).unwrap();
+    let e = postern::providers::Providers::from_config(&c)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("exactly one"), "{e}");
+}
+
+#[tokio::test]
 async fn webhook_signature_verifies_with_the_documented_scheme() {
     // What a receiver does, in Rust: HMAC-SHA256 over "<t>.<body>".
     let sig = postern::providers::webhook_signature(b"whsec", 1_700_000_000, br#"{"a":1}"#);

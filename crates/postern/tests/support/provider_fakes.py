@@ -354,7 +354,8 @@ class Handler(BaseHTTPRequestHandler):
             self.record(400, recipients=[to])
             return self.twilio_error(400, 21211, "The 'To' number %s is not a valid phone number." % to)
         sid = "SM" + uuid.uuid4().hex
-        self.record(201, recipients=[to], text=form["Body"], sender=form.get("From"))
+        self.record(201, recipients=[to], text=form["Body"], sender=form.get("From"),
+                    messaging_service=form.get("MessagingServiceSid"))
         self.reply(201, {"sid": sid, "account_sid": ARGS.account_sid, "to": to, "from": form.get("From"),
                          "body": form["Body"], "status": "queued", "num_segments": "1"})
 
