@@ -711,7 +711,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let list: Vec<_> = cfg
                 .providers
                 .iter()
-                .map(|(n, p)| json!({"name": n, "config": format!("{p:?}"), "in_default_route": cfg.routes.default.contains(n)}))
+                .map(|(n, p)| json!({"name": n, "type": p.kind(), "config": format!("{p:?}"), "in_default_route": cfg.routes.default.contains(n)}))
                 .collect();
             if json_out {
                 println!("{}", serde_json::to_string(&list)?);
@@ -755,16 +755,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .get(&name)
                 .with_context(|| format!("no provider {name:?} in the config"))?;
             let result = p.probe().await;
+            // Providers with an account API (SES GetAccount, Twilio) also report its state.
+            let account = match &result {
+                Ok(()) => p.account_status().await.and_then(Result::ok),
+                Err(_) => None,
+            };
             if json_out {
+                let account = account.as_ref().map(|a| {
+                    json!({"sending_enabled": a.sending_enabled, "enforcement": a.enforcement, "sent_last_24h": a.sent_last_24h})
+                });
                 println!(
                     "{}",
-                    json!({"name": name, "ok": result.is_ok(), "error": result.as_ref().err().map(|e| e.to_string())})
+                    json!({"name": name, "channel": p.channel().as_str(), "ok": result.is_ok(), "error": result.as_ref().err().map(|e| e.to_string()), "account": account})
                 );
             }
             match result {
                 Ok(()) => {
                     if !json_out {
                         println!("{name}: ok");
+                        if let Some(a) = account {
+                            println!(
+                                "{name}: account sending enabled: {}, enforcement: {}, sent in the last 24 h: {}",
+                                a.sending_enabled,
+                                a.enforcement.as_deref().unwrap_or("-"),
+                                a.sent_last_24h
+                                    .map(|n| n.to_string())
+                                    .unwrap_or_else(|| "-".into())
+                            );
+                        }
                     }
                     Ok(())
                 }

@@ -170,6 +170,83 @@ pub enum ProviderConfig {
         #[serde(default)]
         danger_accept_invalid_certs: bool,
     },
+    /// Amazon SES v2 `SendEmail` with the raw message, signed with a static access key.
+    Ses {
+        #[serde(default = "default_ses_region")]
+        region: String,
+        access_key_id: String,
+        secret_access_key: SecretString,
+        /// Default: the regional SES endpoint.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// SES configuration set for event publishing (bounces, complaints).
+        #[serde(default)]
+        configuration_set: Option<String>,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
+    /// Postmark's `POST /email`.
+    Postmark {
+        server_token: SecretString,
+        #[serde(default = "default_postmark_url")]
+        base_url: String,
+        #[serde(default = "default_postmark_stream")]
+        message_stream: String,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
+    /// Mailgun's `POST /v3/{domain}/messages.mime`.
+    Mailgun {
+        domain: String,
+        api_key: SecretString,
+        /// `https://api.eu.mailgun.net` for EU domains.
+        #[serde(default = "default_mailgun_url")]
+        base_url: String,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
+    /// SendGrid's `POST /v3/mail/send`.
+    Sendgrid {
+        api_key: SecretString,
+        #[serde(default = "default_sendgrid_url")]
+        base_url: String,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
+    /// SMS through Twilio's Messages API.
+    Twilio {
+        account_sid: String,
+        auth_token: SecretString,
+        /// Sender number (E.164); or set `messaging_service_sid`.
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        messaging_service_sid: Option<String>,
+        #[serde(default = "default_twilio_url")]
+        base_url: String,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
+    /// A signed JSON POST of each message to a URL (a tenant's own copy, or any receiver).
+    Webhook {
+        url: String,
+        /// Key of the HMAC-SHA256 in the `Postern-Signature` header.
+        secret: SecretString,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
+    /// Status posts through a Mastodon-compatible API with the account's OAuth token.
+    Social {
+        /// The instance, e.g. `https://mastodon.social`.
+        base_url: String,
+        access_token: SecretString,
+        /// The handle the token posts as (`name` or `name@instance`); recipients must name it.
+        account: String,
+        #[serde(default = "default_visibility")]
+        visibility: String,
+        #[serde(default = "default_http_timeout")]
+        timeout_secs: u64,
+    },
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -190,6 +267,138 @@ impl std::fmt::Debug for ProviderConfig {
                 .field("tls", tls)
                 .field("username", username)
                 .finish_non_exhaustive(),
+            Self::Ses {
+                region,
+                access_key_id,
+                endpoint,
+                configuration_set,
+                timeout_secs,
+                ..
+            } => f
+                .debug_struct("Ses")
+                .field("region", region)
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &REDACTED)
+                .field("endpoint", endpoint)
+                .field("configuration_set", configuration_set)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            Self::Postmark {
+                base_url,
+                message_stream,
+                timeout_secs,
+                ..
+            } => f
+                .debug_struct("Postmark")
+                .field("server_token", &REDACTED)
+                .field("base_url", base_url)
+                .field("message_stream", message_stream)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            Self::Mailgun {
+                domain,
+                base_url,
+                timeout_secs,
+                ..
+            } => f
+                .debug_struct("Mailgun")
+                .field("domain", domain)
+                .field("api_key", &REDACTED)
+                .field("base_url", base_url)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            Self::Sendgrid {
+                base_url,
+                timeout_secs,
+                ..
+            } => f
+                .debug_struct("Sendgrid")
+                .field("api_key", &REDACTED)
+                .field("base_url", base_url)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            Self::Twilio {
+                account_sid,
+                from,
+                messaging_service_sid,
+                base_url,
+                timeout_secs,
+                ..
+            } => f
+                .debug_struct("Twilio")
+                .field("account_sid", account_sid)
+                .field("auth_token", &REDACTED)
+                .field("from", from)
+                .field("messaging_service_sid", messaging_service_sid)
+                .field("base_url", base_url)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            // The URL itself may carry a token (many receivers put one in the path or query),
+            // so only its scheme and host are shown.
+            Self::Webhook {
+                url, timeout_secs, ..
+            } => f
+                .debug_struct("Webhook")
+                .field("url", &redact_url(url))
+                .field("secret", &REDACTED)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            Self::Social {
+                base_url,
+                account,
+                visibility,
+                timeout_secs,
+                ..
+            } => f
+                .debug_struct("Social")
+                .field("base_url", base_url)
+                .field("access_token", &REDACTED)
+                .field("account", account)
+                .field("visibility", visibility)
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+        }
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+const REDACTED: Redacted = Redacted;
+struct Redacted;
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `https://host:port/…` with the path and query hidden.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = host.rsplit('@').next().unwrap_or_default();
+            if rest.len() > host.len() {
+                format!("{scheme}://{host}/…")
+            } else {
+                format!("{scheme}://{host}")
+            }
+        }
+        None => "[redacted]".into(),
+    }
+}
+
+impl ProviderConfig {
+    /// The `type = "..."` of this provider.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File { .. } => "file",
+            Self::Smtp { .. } => "smtp",
+            Self::Ses { .. } => "ses",
+            Self::Postmark { .. } => "postmark",
+            Self::Mailgun { .. } => "mailgun",
+            Self::Sendgrid { .. } => "sendgrid",
+            Self::Twilio { .. } => "twilio",
+            Self::Webhook { .. } => "webhook",
+            Self::Social { .. } => "social",
         }
     }
 }
@@ -264,6 +473,30 @@ fn default_smtp_connections() -> usize {
 }
 fn default_smtp_timeout() -> u64 {
     30
+}
+fn default_http_timeout() -> u64 {
+    30
+}
+fn default_ses_region() -> String {
+    "us-east-1".into()
+}
+fn default_postmark_url() -> String {
+    "https://api.postmarkapp.com".into()
+}
+fn default_postmark_stream() -> String {
+    "outbound".into()
+}
+fn default_mailgun_url() -> String {
+    "https://api.mailgun.net".into()
+}
+fn default_sendgrid_url() -> String {
+    "https://api.sendgrid.com".into()
+}
+fn default_twilio_url() -> String {
+    "https://api.twilio.com".into()
+}
+fn default_visibility() -> String {
+    "public".into()
 }
 fn default_route() -> Vec<String> {
     vec!["local".into()]
@@ -704,6 +937,135 @@ mod tests {
         let e =
             Config::from_toml_and_env("[providers.r]\ntype=\"carrier-pigeon\"\n", []).unwrap_err();
         assert!(format!("{e:#}").contains("carrier-pigeon"), "{e:#}");
+    }
+
+    const EVERY_TYPE: &str = r#"
+[providers.ses]
+type = "ses"
+access_key_id = "AKIAEXAMPLE"
+secret_access_key = "S3CRET-ses"
+[providers.pm]
+type = "postmark"
+server_token = "S3CRET-postmark"
+[providers.mg]
+type = "mailgun"
+domain = "mg.example.com"
+api_key = "S3CRET-mailgun"
+[providers.sg]
+type = "sendgrid"
+api_key = "S3CRET-sendgrid"
+[providers.sms]
+type = "twilio"
+account_sid = "AC123"
+auth_token = "S3CRET-twilio"
+from = "+15005550006"
+[providers.hook]
+type = "webhook"
+url = "https://hooks.example.com/in/S3CRET-path?key=S3CRET-query"
+secret = "S3CRET-webhook"
+[providers.toot]
+type = "social"
+base_url = "https://social.example"
+access_token = "S3CRET-social"
+account = "status"
+[routes]
+default = ["ses"]
+"#;
+
+    #[test]
+    fn every_provider_type_parses_with_defaults() {
+        let c = Config::from_toml_and_env(EVERY_TYPE, []).unwrap();
+        let kinds: Vec<&str> = c.providers.values().map(|p| p.kind()).collect();
+        assert_eq!(kinds.len(), 7);
+        match &c.providers["ses"] {
+            ProviderConfig::Ses {
+                region, endpoint, ..
+            } => {
+                assert_eq!(region, "us-east-1");
+                assert!(endpoint.is_none());
+            }
+            p => panic!("{p:?}"),
+        }
+        match &c.providers["pm"] {
+            ProviderConfig::Postmark {
+                base_url,
+                message_stream,
+                timeout_secs,
+                ..
+            } => {
+                assert_eq!(base_url, "https://api.postmarkapp.com");
+                assert_eq!(message_stream, "outbound");
+                assert_eq!(*timeout_secs, 30);
+            }
+            p => panic!("{p:?}"),
+        }
+        assert!(
+            matches!(&c.providers["mg"], ProviderConfig::Mailgun { base_url, .. } if base_url == "https://api.mailgun.net")
+        );
+        assert!(
+            matches!(&c.providers["sg"], ProviderConfig::Sendgrid { base_url, .. } if base_url == "https://api.sendgrid.com")
+        );
+        assert!(
+            matches!(&c.providers["sms"], ProviderConfig::Twilio { base_url, .. } if base_url == "https://api.twilio.com")
+        );
+        assert!(
+            matches!(&c.providers["toot"], ProviderConfig::Social { visibility, .. } if visibility == "public")
+        );
+    }
+
+    #[test]
+    fn debug_of_every_provider_type_hides_its_secrets() {
+        let c = Config::from_toml_and_env(EVERY_TYPE, []).unwrap();
+        for (name, p) in &c.providers {
+            let shown = format!("{p:?}");
+            assert!(!shown.contains("S3CRET"), "{name}: {shown}");
+            assert!(shown.contains("[redacted]"), "{name}: {shown}");
+        }
+        let all = format!("{c:?}");
+        assert!(!all.contains("S3CRET"), "{all}");
+        assert!(all.contains("https://hooks.example.com/…"), "{all}");
+    }
+
+    #[test]
+    fn provider_secrets_and_endpoints_come_from_the_environment() {
+        let env = [
+            (
+                "POSTERN_PROVIDERS_SG_API_KEY".to_owned(),
+                "from-env".to_owned(),
+            ),
+            (
+                "POSTERN_PROVIDERS_SG_BASE_URL".to_owned(),
+                "http://127.0.0.1:9".to_owned(),
+            ),
+            (
+                "POSTERN_PROVIDERS_SES_REGION".to_owned(),
+                "eu-west-1".to_owned(),
+            ),
+        ];
+        let c = Config::from_toml_and_env(EVERY_TYPE, env).unwrap();
+        match &c.providers["sg"] {
+            ProviderConfig::Sendgrid {
+                api_key, base_url, ..
+            } => {
+                use secrecy::ExposeSecret;
+                assert_eq!(api_key.expose_secret(), "from-env");
+                assert_eq!(base_url, "http://127.0.0.1:9");
+            }
+            p => panic!("{p:?}"),
+        }
+        assert!(
+            matches!(&c.providers["ses"], ProviderConfig::Ses { region, .. } if region == "eu-west-1")
+        );
+    }
+
+    #[test]
+    fn urls_are_redacted_to_their_host() {
+        assert_eq!(
+            redact_url("https://user:pw@h.example:8443/x?y=z"),
+            "https://h.example:8443/…"
+        );
+        assert_eq!(redact_url("http://h"), "http://h");
+        assert_eq!(redact_url("garbage"), "[redacted]");
     }
 
     #[test]

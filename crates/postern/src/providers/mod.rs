@@ -4,8 +4,17 @@
 
 mod file;
 pub mod health;
+mod http;
 pub mod limits;
+mod mailgun;
+mod mime;
+mod postmark;
+mod sendgrid;
+mod ses;
 mod smtp;
+mod social;
+mod twilio;
+mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +24,16 @@ use async_trait::async_trait;
 use crate::config::{Config, ProviderConfig};
 
 pub use file::FileProvider;
+pub use mailgun::MailgunProvider;
+pub use postmark::PostmarkProvider;
+pub use sendgrid::SendgridProvider;
+pub use ses::SesProvider;
 pub use smtp::SmtpProvider;
+pub use social::SocialProvider;
+pub use twilio::TwilioProvider;
+pub use webhook::{
+    SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER, WebhookProvider, signature as webhook_signature,
+};
 
 /// What kind of message a provider carries. A route only ever holds providers of one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -190,6 +208,13 @@ impl Providers {
                 ProviderConfig::Smtp { .. } => {
                     Arc::new(SmtpProvider::new(name, p, &cfg.smtp.hostname)?)
                 }
+                ProviderConfig::Ses { .. } => Arc::new(SesProvider::new(name, p)?),
+                ProviderConfig::Postmark { .. } => Arc::new(PostmarkProvider::new(name, p)?),
+                ProviderConfig::Mailgun { .. } => Arc::new(MailgunProvider::new(name, p)?),
+                ProviderConfig::Sendgrid { .. } => Arc::new(SendgridProvider::new(name, p)?),
+                ProviderConfig::Twilio { .. } => Arc::new(TwilioProvider::new(name, p)?),
+                ProviderConfig::Webhook { .. } => Arc::new(WebhookProvider::new(name, p)?),
+                ProviderConfig::Social { .. } => Arc::new(SocialProvider::new(name, p)?),
             };
             by_name.insert(name.clone(), adapter);
         }
