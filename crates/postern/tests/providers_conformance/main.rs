@@ -277,3 +277,86 @@ async fn serve_delivers_through_ses() {
         .await;
     assert!(moto.sent_last_24h() > before);
 }
+
+/// SES suspends the account: traffic moves to the backup relay at once, the provider stays
+/// suspended while `GetAccount` says so, and comes back gradually when it says sending works.
+#[test]
+fn ses_suspension_fails_over_and_get_account_brings_it_back() {
+    common::run_blocking(async {
+        let fake = peers::Fake::start("ses", "ses-secret-5f1c");
+        let info = fake.info();
+        let backup = common::Sink::start(&[]);
+        let port = backup.port.to_string();
+        let app = common::App::spawn(
+            common::Backend::Sqlite,
+            &[
+                ("POSTERN_PROVIDERS_SES_TYPE", "ses"),
+                ("POSTERN_PROVIDERS_SES_ACCESS_KEY_ID", &info.key_id),
+                ("POSTERN_PROVIDERS_SES_SECRET_ACCESS_KEY", &info.secret),
+                ("POSTERN_PROVIDERS_SES_ENDPOINT", &info.base),
+                ("POSTERN_PROVIDERS_BACKUP_TYPE", "smtp"),
+                ("POSTERN_PROVIDERS_BACKUP_HOST", "127.0.0.1"),
+                ("POSTERN_PROVIDERS_BACKUP_PORT", &port),
+                ("POSTERN_ROUTES_DEFAULT", r#"["ses", "backup"]"#),
+                ("POSTERN_QUEUE_PROBE_INTERVAL_SECS", "1"),
+            ],
+        );
+        let delivered_by = |m: &Value| {
+            m["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "delivered")
+                .and_then(|e| e["provider"].as_str())
+                .map(str::to_owned)
+        };
+        let send = |n: usize| {
+            let app = &app;
+            async move {
+                let mut by = vec![];
+                for i in 0..n {
+                    let (code, v) = app
+                        .send(
+                            &app.key,
+                            common::simple_message(&format!("u{i}@example.com")),
+                        )
+                        .await;
+                    assert_eq!(code, 202, "{v}");
+                    let m = app
+                        .wait_status(v["id"].as_str().unwrap(), "delivered", 20)
+                        .await;
+                    by.push(delivered_by(&m).unwrap());
+                }
+                by
+            }
+        };
+        assert_eq!(send(3).await, ["ses", "ses", "ses"]);
+
+        fake.set_mode("suspended").await;
+        let by = send(5).await;
+        assert_eq!(by, ["backup"; 5], "traffic did not move to the backup");
+        assert_eq!(backup.messages().len(), 5);
+        let health = |state: &str| {
+            format!("postern_provider_health{{provider=\"ses\",state=\"{state}\"}} 1")
+        };
+        assert!(app.metrics().await.contains(&health("suspended")));
+        // GetAccount still says SHUTDOWN: it stays suspended through several polls.
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        assert!(app.metrics().await.contains(&health("suspended")));
+        assert_eq!(send(2).await, ["backup"; 2]);
+
+        // Sending enabled again: recovery starts with a share of the traffic.
+        fake.set_mode("ok").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !app.metrics().await.contains(&health("degraded")) {
+            assert!(std::time::Instant::now() < deadline, "never left suspended");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let by = send(20).await;
+        let via_ses = by.iter().filter(|p| *p == "ses").count();
+        assert!(
+            via_ses >= 2 && via_ses < 20,
+            "recovery was not gradual: {by:?}"
+        );
+    });
+}
