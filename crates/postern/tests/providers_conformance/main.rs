@@ -355,7 +355,7 @@ fn ses_suspension_fails_over_and_get_account_brings_it_back() {
         let by = send(20).await;
         let via_ses = by.iter().filter(|p| *p == "ses").count();
         assert!(
-            via_ses >= 2 && via_ses < 20,
+            (2..20).contains(&via_ses),
             "recovery was not gradual: {by:?}"
         );
     });
