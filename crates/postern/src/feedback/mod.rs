@@ -20,6 +20,7 @@ mod mta;
 mod phrases;
 mod reason;
 mod reasons;
+mod rhost;
 
 pub use reason::Reason;
 
@@ -100,10 +101,11 @@ pub fn classify(raw: &[u8]) -> Result<Vec<Reading>, ClassifyError> {
         return Err(ClassifyError::NoRecipient);
     }
     let (message_id, postern) = original_ids(&email);
+    let hosts = Hosts::of(&email);
     Ok(deliveries
         .into_iter()
         .map(|d| {
-            let mut reading = finish(d);
+            let mut reading = finish(d, &hosts);
             reading.original_message_id = message_id.clone();
             reading.postern_headers = postern.clone();
             reading
@@ -193,9 +195,58 @@ fn inline_returned_headers(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Host names the report mentions, for telling which provider answered.
+#[derive(Debug, Default)]
+struct Hosts {
+    /// `Remote-MTA` fields of the delivery-status parts.
+    remote: Vec<String>,
+    /// Hosts of the bounce's own Received headers, newest first.
+    local: Vec<String>,
+}
+
+impl Hosts {
+    fn of(email: &Email) -> Hosts {
+        let mut hosts = Hosts::default();
+        for part in &email.status_parts {
+            for line in part.lines().take(200) {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.trim().eq_ignore_ascii_case("remote-mta")
+                {
+                    hosts.remote.extend(host_names(value));
+                }
+            }
+        }
+        for (name, value) in email.headers.iter().take(100) {
+            if name == "received" {
+                hosts.local.extend(host_names(value));
+            }
+        }
+        hosts
+    }
+}
+
+/// Words of `text` that look like Internet host names (`mx1.example.net`), longest first.
+fn host_names(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .map(|w| w.trim_matches('.').to_ascii_lowercase())
+        .filter(|w| {
+            w.len() >= 4
+                && w.contains('.')
+                && w.rsplit('.').next().is_some_and(|tld| {
+                    tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
+                })
+        })
+        .take(64)
+        .collect();
+    out.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    out.dedup();
+    out
+}
+
 /// Settles status, reply code, reason, hard/soft and action for one recipient, the way
 /// Sisimai's `fact.Rise` does.
-fn finish(d: Delivery) -> Reading {
+fn finish(d: Delivery, hosts: &Hosts) -> Reading {
     let diagnosis = tidy_diagnosis(&d.diagnosis);
     let in_text = codes::find_status(&diagnosis, "").unwrap_or_default();
     let reply_in_text = codes::find_reply(&diagnosis, &in_text).unwrap_or_default();
@@ -220,8 +271,27 @@ fn finish(d: Delivery) -> Reading {
     } else {
         d.command.clone()
     };
+    let provider = if d.reason.is_none_or(|r| r.worth_another_look()) && !status.starts_with("2.") {
+        let mut rhosts = host_names(&diagnosis);
+        rhosts.extend(hosts.remote.iter().cloned());
+        rhost::find(&rhost::Facts {
+            destination: d
+                .recipient
+                .rsplit_once('@')
+                .map_or("", |(_, domain)| domain),
+            rhosts: &rhosts,
+            lhosts: &hosts.local,
+            status: &status,
+            reply_code: &reply_code,
+            command: &command,
+            diagnosis: &diagnosis,
+        })
+    } else {
+        None
+    };
     let reason = reasons::decide(&reasons::Evidence {
         preset: d.reason,
+        provider,
         status: &status,
         reply_code: &reply_code,
         diagnosis: &lower,
