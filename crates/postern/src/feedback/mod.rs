@@ -200,7 +200,8 @@ fn inline_returned_headers(text: &str) -> Vec<(String, String)> {
 struct Hosts {
     /// `Remote-MTA` fields of the delivery-status parts.
     remote: Vec<String>,
-    /// Hosts of the bounce's own Received headers, newest first.
+    /// The reporting side: `Reporting-MTA`, the bounce's own Received headers (newest first)
+    /// and the domain of its From address.
     local: Vec<String>,
 }
 
@@ -209,10 +210,14 @@ impl Hosts {
         let mut hosts = Hosts::default();
         for part in &email.status_parts {
             for line in part.lines().take(200) {
-                if let Some((name, value)) = line.split_once(':')
-                    && name.trim().eq_ignore_ascii_case("remote-mta")
-                {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let name = name.trim();
+                if name.eq_ignore_ascii_case("remote-mta") {
                     hosts.remote.extend(host_names(value));
+                } else if name.eq_ignore_ascii_case("reporting-mta") {
+                    hosts.local.extend(host_names(value));
                 }
             }
         }
@@ -220,6 +225,10 @@ impl Hosts {
             if name == "received" {
                 hosts.local.extend(host_names(value));
             }
+        }
+        // The mailer-daemon's own domain: whose system wrote the report.
+        if let Some(from) = email.header("from") {
+            hosts.local.extend(host_names(from));
         }
         hosts
     }
