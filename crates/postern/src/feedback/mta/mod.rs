@@ -11,6 +11,7 @@ mod gmail;
 mod googlegroups;
 mod imailserver;
 mod japan;
+mod notes;
 mod opensmtpd;
 mod qmail;
 
@@ -25,6 +26,7 @@ const STRUCTURED: &[Reader] = &[amazonses::read, googlegroups::read];
 /// Readers for plain-text reports (tried only when there is no delivery-status part, which the
 /// DSN reader reads better).
 const TEXT: &[Reader] = &[
+    notes::read,
     dragonfly::read,
     opensmtpd::read,
     gmail::read,
