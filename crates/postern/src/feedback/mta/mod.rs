@@ -14,6 +14,7 @@ mod japan;
 mod notes;
 mod opensmtpd;
 mod qmail;
+mod v5sendmail;
 
 use super::Delivery;
 use super::message::Email;
@@ -27,6 +28,7 @@ const STRUCTURED: &[Reader] = &[amazonses::read, googlegroups::read];
 /// DSN reader reads better).
 const TEXT: &[Reader] = &[
     notes::read,
+    v5sendmail::read,
     dragonfly::read,
     opensmtpd::read,
     gmail::read,
