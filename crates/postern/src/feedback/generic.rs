@@ -217,7 +217,7 @@ fn recipients_in<'l>(lines: &[&'l str], own: &[String]) -> Found<'l> {
     let mut preamble: Vec<&str> = Vec::new();
     let mut found: Vec<(Delivery, Vec<String>)> = Vec::new();
     for line in lines {
-        if let Some((addr, rest)) = recipient_on(line, &own) {
+        if let Some((addr, rest)) = recipient_on(line, own) {
             let same = found
                 .last()
                 .is_some_and(|(d, _)| d.recipient.eq_ignore_ascii_case(&addr));

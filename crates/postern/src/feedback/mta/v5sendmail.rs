@@ -92,9 +92,7 @@ pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
     if found.iter().all(|d| d.recipient.is_empty()) {
         // No SMTP exchange named a recipient: the other lines, or the returned message's To.
         let first_other = other.first().cloned().unwrap_or_default();
-        let Some(d) = found.first_mut() else {
-            return None;
-        };
+        let d = found.first_mut()?;
         if let Some(addr) = addresses_in(&first_other).into_iter().next() {
             d.recipient = addr;
             d.diagnosis = first_other;
