@@ -276,7 +276,13 @@ fn finish(d: Delivery, hosts: &Hosts) -> Reading {
     };
     let lower = diagnosis.to_ascii_lowercase();
     let command = if d.command.is_empty() {
-        codes::find_command(&diagnosis).unwrap_or("").to_string()
+        match codes::find_command(&diagnosis) {
+            Some(c) => c.to_string(),
+            // Postfix: "host mx.example.org[192.0.2.1] refused to talk to me: 421 ...", the
+            // greeting was refused (as Sisimai's Postfix reader reads it).
+            None if lower.contains("refused to talk to me:") => "HELO".to_string(),
+            None => String::new(),
+        }
     } else {
         d.command.clone()
     };
