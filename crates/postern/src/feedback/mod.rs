@@ -15,6 +15,7 @@ mod autoreply;
 mod codes;
 mod dsn;
 mod generic;
+mod lda;
 mod message;
 mod mta;
 mod phrases;
@@ -289,17 +290,19 @@ fn finish(d: Delivery, hosts: &Hosts) -> Reading {
     let provider = if d.reason.is_none_or(|r| r.worth_another_look()) && !status.starts_with("2.") {
         let mut rhosts = host_names(&diagnosis);
         rhosts.extend(hosts.remote.iter().cloned());
-        rhost::find(&rhost::Facts {
-            destination: d
-                .recipient
-                .rsplit_once('@')
-                .map_or("", |(_, domain)| domain),
-            rhosts: &rhosts,
-            lhosts: &hosts.local,
-            status: &status,
-            reply_code: &reply_code,
-            command: &command,
-            diagnosis: &diagnosis,
+        lda::find(&lower, &command).or_else(|| {
+            rhost::find(&rhost::Facts {
+                destination: d
+                    .recipient
+                    .rsplit_once('@')
+                    .map_or("", |(_, domain)| domain),
+                rhosts: &rhosts,
+                lhosts: &hosts.local,
+                status: &status,
+                reply_code: &reply_code,
+                command: &command,
+                diagnosis: &diagnosis,
+            })
         })
     } else {
         None

@@ -81,7 +81,8 @@ pub(crate) fn mentions(reason: Reason, lower: &str) -> bool {
 pub(crate) struct Evidence<'a> {
     /// A reason the MTA-specific reader already settled on, if any.
     pub preset: Option<Reason>,
-    /// The answering provider's own reading of its error (see `rhost`).
+    /// The local delivery agent's or the answering provider's own reading of its error (see
+    /// `lda` and `rhost`).
     pub provider: Option<Reason>,
     pub status: &'a str,
     pub reply_code: &'a str,
