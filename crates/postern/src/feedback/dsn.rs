@@ -2,13 +2,30 @@
 //! fields per recipient, read together with the human-readable part that comes before it.
 
 use super::Delivery;
-use super::address::clean_address;
+use super::address::{addresses_in, clean_address};
 use super::generic::{recipient_on, report_section};
 use super::message::Email;
 use super::reason::Reason;
 
 /// One `Name: value` field of a delivery-status block, name lower-cased, value unfolded.
 type Field = (String, String);
+
+/// A delivery-status part without recipient blocks ("Delivery report unavailable") that no
+/// other reader made sense of: the returned message's To is the recipient, and nothing is known
+/// of the reason.
+pub(crate) fn returned_recipient(email: &Email) -> Option<Vec<Delivery>> {
+    if email.status_parts.is_empty() {
+        return None;
+    }
+    let to = email
+        .returned_headers
+        .iter()
+        .find(|(n, _)| n == "to")
+        .and_then(|(_, v)| addresses_in(v).into_iter().next())?;
+    let mut d = Delivery::new(to);
+    d.action = "failed".to_string();
+    Some(vec![d])
+}
 
 /// Reads every recipient block of every delivery-status part.
 pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {

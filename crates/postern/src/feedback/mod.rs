@@ -136,7 +136,11 @@ fn read_deliveries(email: &Email) -> Vec<Delivery> {
             return dedup(found);
         }
     }
-    dedup(generic::read(email).unwrap_or_default())
+    let found = generic::read(email)
+        .filter(|f| !f.is_empty())
+        .or_else(|| dsn::returned_recipient(email))
+        .unwrap_or_default();
+    dedup(found)
 }
 
 fn dedup(found: Vec<Delivery>) -> Vec<Delivery> {
