@@ -4,8 +4,10 @@
 //! `classify` turns one raw message into one [`Reading`] per bounced recipient. The work is in
 //! two halves: a *reader* (one module per MTA family, plus the standard formats and a generic
 //! fallback) finds the recipients and their raw diagnostics; then [`finish`] settles the status
-//! code, reply code, reason and hard/soft for each. The reason rules and phrase lists are
-//! adapted from Sisimai (BSD-2-Clause), whose vocabulary the readings use.
+//! code, reply code, reason and hard/soft for each: a local delivery agent's own error (`lda`),
+//! then the answering provider's own codes and phrases (`rhost`), then the general rules
+//! (`reasons`). The reason rules and phrase lists are adapted from Sisimai (BSD-2-Clause), whose
+//! vocabulary the readings use.
 //!
 //! Nothing here panics on input: all indexing is checked and all text is bounded.
 
