@@ -15,6 +15,7 @@ mod notes;
 mod opensmtpd;
 mod qmail;
 mod v5sendmail;
+mod verizon;
 
 use super::Delivery;
 use super::message::Email;
@@ -29,6 +30,7 @@ const STRUCTURED: &[Reader] = &[amazonses::read, googlegroups::read];
 const TEXT: &[Reader] = &[
     notes::read,
     v5sendmail::read,
+    verizon::read,
     dragonfly::read,
     opensmtpd::read,
     gmail::read,
