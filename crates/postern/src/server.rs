@@ -223,6 +223,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             pauses.clone(),
             guard.clone(),
             store.clone(),
+            clock.clone(),
             stop_rx.clone(),
         ),
         tokio::spawn(crate::guard::detect::contain(
@@ -318,6 +319,7 @@ fn spawn_pause_watcher(
     pauses: Pauses,
     guard: Option<Guard>,
     store: Store,
+    clock: SharedClock,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -337,6 +339,7 @@ fn spawn_pause_watcher(
             },
             Store::Sqlite(_) => None,
         };
+        let mut ticks = 0_u64;
         loop {
             let notified = async {
                 match listener.as_mut() {
@@ -350,6 +353,17 @@ fn spawn_pause_watcher(
                 _ = tokio::time::sleep(crate::guard::pause::RELOAD_EVERY) => {}
                 _ = notified => {}
                 _ = stop.changed() => break,
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(20) {
+                match store.release_orphaned_holds(clock.now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        released = n,
+                        "released messages held by a pause that was lifted"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "sweeping lifted holds failed"),
+                }
             }
             let before = pauses.list();
             match pauses.reload(&store).await {

@@ -246,3 +246,48 @@ async fn claim_complete_and_recover() {
         assert_eq!(rec.events.last().unwrap().kind, "recovered");
     }
 }
+
+#[tokio::test]
+async fn holds_of_a_lifted_pause_are_swept_back_in_line() {
+    use postern::guard::{Pause, PauseScope};
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        let mut a = msg(&t.id, 1, None);
+        a.held = Some(("pause:all".into(), "held: all paused".into()));
+        let mut b = msg(&t.id, 2, None);
+        b.held = Some((
+            format!("pause:tenant:{}", t.id),
+            "held: tenant paused".into(),
+        ));
+        let mut c = msg(&t.id, 3, None);
+        c.held = Some(("guard:other".into(), "held by something else".into()));
+        s.insert_messages(&[a.clone(), b.clone(), c.clone()])
+            .await
+            .unwrap();
+        // The tenant's pause still exists; the "all" pause does not.
+        let tenant_pause = Pause {
+            scope: PauseScope::Tenant(t.id.clone()),
+            reason: "r".into(),
+            actor: "op".into(),
+            created_at: 5,
+        };
+        assert!(s.pause(&tenant_pause).await.unwrap());
+        assert_eq!(
+            s.release_orphaned_holds(10).await.unwrap(),
+            1,
+            "{}",
+            s.backend()
+        );
+        let status = |id: &str| {
+            let (s, t, id) = (s.clone(), t.id.clone(), id.to_owned());
+            async move { s.message(&t, &id).await.unwrap().status }
+        };
+        assert_eq!(status(&a.id).await, "queued");
+        assert_eq!(status(&b.id).await, "held");
+        assert_eq!(status(&c.id).await, "held", "only pause holds are swept");
+        s.resume(&tenant_pause.scope, "op", 11).await.unwrap();
+        assert_eq!(status(&b.id).await, "queued");
+        assert_eq!(s.release_orphaned_holds(12).await.unwrap(), 0);
+    }
+}

@@ -2,12 +2,30 @@
 //! fields per recipient, read together with the human-readable part that comes before it.
 
 use super::Delivery;
-use super::address::clean_address;
+use super::address::{addresses_in, clean_address};
 use super::generic::{recipient_on, report_section};
 use super::message::Email;
+use super::reason::Reason;
 
 /// One `Name: value` field of a delivery-status block, name lower-cased, value unfolded.
 type Field = (String, String);
+
+/// A delivery-status part without recipient blocks ("Delivery report unavailable") that no
+/// other reader made sense of: the returned message's To is the recipient, and nothing is known
+/// of the reason.
+pub(crate) fn returned_recipient(email: &Email) -> Option<Vec<Delivery>> {
+    if email.status_parts.is_empty() {
+        return None;
+    }
+    let to = email
+        .returned_headers
+        .iter()
+        .find(|(n, _)| n == "to")
+        .and_then(|(_, v)| addresses_in(v).into_iter().next())?;
+    let mut d = Delivery::new(to);
+    d.action = "failed".to_string();
+    Some(vec![d])
+}
 
 /// Reads every recipient block of every delivery-status part.
 pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
@@ -113,7 +131,28 @@ fn delivery_from(recipient: String, block: &[Field], per_message: &[Field]) -> D
         d.diagnostic_type = kind.trim().to_string();
         d.diagnosis = text.trim().to_string();
     }
+    // The category is a coarse guess; a status code that names a reason says more.
+    if super::codes::status_reason(&d.status).is_none_or(|r| !r.is_explicit()) {
+        d.reason = get("x-powermta-bouncecategory").and_then(powermta_category);
+    }
     d
+}
+
+/// PowerMTA's own verdict (`X-PowerMTA-BounceCategory`), as Sisimai's rfc3464/powermta.go
+/// (BSD-2-Clause) reads it.
+fn powermta_category(value: &str) -> Option<Reason> {
+    Some(match value.trim().to_ascii_lowercase().as_str() {
+        "bad-domain" => Reason::HostUnknown,
+        "bad-mailbox" => Reason::UserUnknown,
+        "inactive-mailbox" => Reason::Suspend,
+        "message-expired" => Reason::Expired,
+        "no-answer-from-host" => Reason::NetworkError,
+        "policy-related" => Reason::PolicyViolation,
+        "quota-issues" => Reason::MailboxFull,
+        "routing-errors" => Reason::SystemError,
+        "spam-related" => Reason::SpamDetected,
+        _ => return None,
+    })
 }
 
 /// `5.1.1 (bad mailbox)` → `5.1.1`.

@@ -177,23 +177,12 @@ pub(crate) fn read_with(email: &Email, layout: Layout) -> Vec<Delivery> {
         return Vec::new();
     }
     let own = own_addresses(email);
-    let mut preamble: Vec<&str> = Vec::new();
-    let mut found: Vec<(Delivery, Vec<String>)> = Vec::new();
-    for line in &lines {
-        if let Some((addr, rest)) = recipient_on(line, &own) {
-            let same = found
-                .last()
-                .is_some_and(|(d, _)| d.recipient.eq_ignore_ascii_case(&addr));
-            if !same {
-                found.push((Delivery::new(addr), vec![rest]));
-                continue;
-            }
-        }
-        match found.last_mut() {
-            Some((_, text)) if text.len() < MAX_DIAGNOSIS_LINES => text.push(line.to_string()),
-            Some(_) => {}
-            None => preamble.push(line),
-        }
+    let (mut found, mut preamble) = recipients_in(&lines, &own);
+    if found.is_empty() && email.header("to").is_some() {
+        // Mail to oneself comes back to the failed address itself: try again taking the
+        // bounce's To as a possible recipient.
+        let senders = own_addresses_except_to(email);
+        (found, preamble) = recipients_in(&lines, &senders);
     }
     if found.is_empty() {
         return failed_recipients_header(email, &lines);
@@ -209,6 +198,41 @@ pub(crate) fn read_with(email: &Email, layout: Layout) -> Vec<Delivery> {
             d
         })
         .collect()
+}
+
+/// Addresses the bounce is from: never a failed recipient.
+fn own_addresses_except_to(email: &Email) -> Vec<String> {
+    ["from", "return-path", "sender"]
+        .iter()
+        .filter_map(|h| email.header(h))
+        .flat_map(addresses_in)
+        .map(|a| a.to_ascii_lowercase())
+        .collect()
+}
+
+/// Recipient lines with the text after each, and the text before the first.
+type Found<'l> = (Vec<(Delivery, Vec<String>)>, Vec<&'l str>);
+
+fn recipients_in<'l>(lines: &[&'l str], own: &[String]) -> Found<'l> {
+    let mut preamble: Vec<&str> = Vec::new();
+    let mut found: Vec<(Delivery, Vec<String>)> = Vec::new();
+    for line in lines {
+        if let Some((addr, rest)) = recipient_on(line, own) {
+            let same = found
+                .last()
+                .is_some_and(|(d, _)| d.recipient.eq_ignore_ascii_case(&addr));
+            if !same {
+                found.push((Delivery::new(addr), vec![rest]));
+                continue;
+            }
+        }
+        match found.last_mut() {
+            Some((_, text)) if text.len() < MAX_DIAGNOSIS_LINES => text.push(line.to_string()),
+            Some(_) => {}
+            None => preamble.push(line),
+        }
+    }
+    (found, preamble)
 }
 
 fn carries_code(text: &str) -> bool {

@@ -41,6 +41,10 @@ impl Email {
             .unwrap_or("")
             .to_ascii_lowercase();
         email.collect_parts(&message);
+        if email.text.trim().is_empty() && email.status_parts.is_empty() {
+            // A multipart report whose boundaries were lost: read the body as text.
+            email.text = bounded(&String::from_utf8_lossy(raw_body(raw)));
+        }
         email.find_inline_status();
         Some(email)
     }
@@ -139,6 +143,17 @@ impl Email {
             self.status_parts.push(block.to_string());
         }
     }
+}
+
+/// What follows the header section of a raw message (empty when there is none).
+fn raw_body(raw: &[u8]) -> &[u8] {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    let start = match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(raw.len()),
+    };
+    raw.get(start..).unwrap_or(&[])
 }
 
 fn bounded(body: &str) -> String {

@@ -4,8 +4,10 @@
 //! `classify` turns one raw message into one [`Reading`] per bounced recipient. The work is in
 //! two halves: a *reader* (one module per MTA family, plus the standard formats and a generic
 //! fallback) finds the recipients and their raw diagnostics; then [`finish`] settles the status
-//! code, reply code, reason and hard/soft for each. The reason rules and phrase lists are
-//! adapted from Sisimai (BSD-2-Clause), whose vocabulary the readings use.
+//! code, reply code, reason and hard/soft for each: a local delivery agent's own error (`lda`),
+//! then the answering provider's own codes and phrases (`rhost`), then the general rules
+//! (`reasons`). The reason rules and phrase lists are adapted from Sisimai (BSD-2-Clause), whose
+//! vocabulary the readings use.
 //!
 //! Nothing here panics on input: all indexing is checked and all text is bounded.
 
@@ -16,11 +18,13 @@ mod codes;
 mod dsn;
 mod generic;
 pub mod ingest;
+mod lda;
 mod message;
 mod mta;
 mod phrases;
 mod reason;
 mod reasons;
+mod rhost;
 
 pub use reason::Reason;
 
@@ -101,10 +105,11 @@ pub fn classify(raw: &[u8]) -> Result<Vec<Reading>, ClassifyError> {
         return Err(ClassifyError::NoRecipient);
     }
     let (message_id, postern) = original_ids(&email);
+    let hosts = Hosts::of(&email);
     Ok(deliveries
         .into_iter()
         .map(|d| {
-            let mut reading = finish(d);
+            let mut reading = finish(d, &hosts);
             reading.original_message_id = message_id.clone();
             reading.postern_headers = postern.clone();
             reading
@@ -134,7 +139,11 @@ fn read_deliveries(email: &Email) -> Vec<Delivery> {
             return dedup(found);
         }
     }
-    dedup(generic::read(email).unwrap_or_default())
+    let found = generic::read(email)
+        .filter(|f| !f.is_empty())
+        .or_else(|| dsn::returned_recipient(email))
+        .unwrap_or_default();
+    dedup(found)
 }
 
 fn dedup(found: Vec<Delivery>) -> Vec<Delivery> {
@@ -194,9 +203,67 @@ fn inline_returned_headers(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Host names the report mentions, for telling which provider answered.
+#[derive(Debug, Default)]
+struct Hosts {
+    /// `Remote-MTA` fields of the delivery-status parts.
+    remote: Vec<String>,
+    /// The reporting side: `Reporting-MTA`, the bounce's own Received headers (newest first)
+    /// and the domain of its From address.
+    local: Vec<String>,
+}
+
+impl Hosts {
+    fn of(email: &Email) -> Hosts {
+        let mut hosts = Hosts::default();
+        for part in &email.status_parts {
+            for line in part.lines().take(200) {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let name = name.trim();
+                if name.eq_ignore_ascii_case("remote-mta") {
+                    hosts.remote.extend(host_names(value));
+                } else if name.eq_ignore_ascii_case("reporting-mta") {
+                    hosts.local.extend(host_names(value));
+                }
+            }
+        }
+        for (name, value) in email.headers.iter().take(100) {
+            if name == "received" {
+                hosts.local.extend(host_names(value));
+            }
+        }
+        // The mailer-daemon's own domain: whose system wrote the report.
+        if let Some(from) = email.header("from") {
+            hosts.local.extend(host_names(from));
+        }
+        hosts
+    }
+}
+
+/// Words of `text` that look like Internet host names (`mx1.example.net`), longest first.
+fn host_names(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .map(|w| w.trim_matches('.').to_ascii_lowercase())
+        .filter(|w| {
+            w.len() >= 4
+                && w.contains('.')
+                && w.rsplit('.').next().is_some_and(|tld| {
+                    tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
+                })
+        })
+        .take(64)
+        .collect();
+    out.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    out.dedup();
+    out
+}
+
 /// Settles status, reply code, reason, hard/soft and action for one recipient, the way
 /// Sisimai's `fact.Rise` does.
-fn finish(d: Delivery) -> Reading {
+fn finish(d: Delivery, hosts: &Hosts) -> Reading {
     let diagnosis = tidy_diagnosis(&d.diagnosis);
     let in_text = codes::find_status(&diagnosis, "").unwrap_or_default();
     let reply_in_text = codes::find_reply(&diagnosis, &in_text).unwrap_or_default();
@@ -217,12 +284,39 @@ fn finish(d: Delivery) -> Reading {
     };
     let lower = diagnosis.to_ascii_lowercase();
     let command = if d.command.is_empty() {
-        codes::find_command(&diagnosis).unwrap_or("").to_string()
+        match codes::find_command(&diagnosis) {
+            Some(c) => c.to_string(),
+            // Postfix: "host mx.example.org[192.0.2.1] refused to talk to me: 421 ...", the
+            // greeting was refused (as Sisimai's Postfix reader reads it).
+            None if lower.contains("refused to talk to me:") => "HELO".to_string(),
+            None => String::new(),
+        }
     } else {
         d.command.clone()
     };
+    let provider = if d.reason.is_none_or(|r| r.worth_another_look()) && !status.starts_with("2.") {
+        let mut rhosts = host_names(&diagnosis);
+        rhosts.extend(hosts.remote.iter().cloned());
+        lda::find(&lower, &command).or_else(|| {
+            rhost::find(&rhost::Facts {
+                destination: d
+                    .recipient
+                    .rsplit_once('@')
+                    .map_or("", |(_, domain)| domain),
+                rhosts: &rhosts,
+                lhosts: &hosts.local,
+                status: &status,
+                reply_code: &reply_code,
+                command: &command,
+                diagnosis: &diagnosis,
+            })
+        })
+    } else {
+        None
+    };
     let reason = reasons::decide(&reasons::Evidence {
         preset: d.reason,
+        provider,
         status: &status,
         reply_code: &reply_code,
         diagnosis: &lower,

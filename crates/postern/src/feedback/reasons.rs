@@ -81,6 +81,9 @@ pub(crate) fn mentions(reason: Reason, lower: &str) -> bool {
 pub(crate) struct Evidence<'a> {
     /// A reason the MTA-specific reader already settled on, if any.
     pub preset: Option<Reason>,
+    /// The local delivery agent's or the answering provider's own reading of its error (see
+    /// `lda` and `rhost`).
+    pub provider: Option<Reason>,
     pub status: &'a str,
     pub reply_code: &'a str,
     /// The diagnostic text, lower-cased.
@@ -268,6 +271,9 @@ pub(crate) fn decide(ev: &Evidence<'_>) -> Reason {
     if ev.status.starts_with("2.") {
         return Delivered;
     }
+    if let Some(r) = ev.provider {
+        return r;
+    }
     let smtp = ev.diagnostic_type.is_empty() || ev.diagnostic_type.eq_ignore_ascii_case("smtp");
     if smtp && let Some(r) = FIRST_ORDER.iter().copied().find(|r| probe(*r, ev)) {
         return r;
@@ -359,6 +365,7 @@ mod tests {
     ) -> Evidence<'a> {
         Evidence {
             preset: None,
+            provider: None,
             status,
             reply_code: reply,
             diagnosis,

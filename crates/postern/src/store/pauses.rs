@@ -103,6 +103,25 @@ impl Store {
         })
     }
 
+    /// Releases messages held by a pause that no longer exists. A worker that held a message
+    /// just as its pause was lifted writes `held` after the release ran; this sweep (run every
+    /// second by each node) puts such messages back in line. Returns how many.
+    pub async fn release_orphaned_holds(&self, now: i64) -> Result<u64> {
+        const ORPHANED: &str = "status = 'held' AND held_by LIKE 'pause:%' AND NOT EXISTS (SELECT 1 FROM pauses p \
+             WHERE 'pause:' || p.scope || CASE WHEN p.target = '' THEN '' ELSE ':' || p.target END = messages.held_by)";
+        let _w = self.write_lock().await;
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            sqlx::query(&format!("INSERT INTO message_events (message_id, at, kind, detail) SELECT id, $1, $2, $3 FROM messages WHERE {ORPHANED}"))
+                .bind(now).bind(EventKind::Released.as_str()).bind("released: the pause that held it was lifted")
+                .execute(&mut *tx).await?;
+            let n = sqlx::query(&format!("UPDATE messages SET status = 'queued', held_by = NULL, next_attempt_at = created_at, updated_at = $1 WHERE {ORPHANED}"))
+                .bind(now).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+
     /// Puts held messages back in line, at their accept time, with a `released` event.
     pub async fn release_held(
         &self,

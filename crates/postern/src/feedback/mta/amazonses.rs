@@ -10,7 +10,8 @@ use crate::feedback::message::Email;
 use crate::feedback::reason::Reason;
 
 pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
-    if !email.text.contains("\"notificationType\"") {
+    // Inside an SNS envelope the name is escaped (`\"notificationType\"`).
+    if !email.text.contains("notificationType") {
         return None;
     }
     let doc = notification(&email.text)?;
@@ -24,16 +25,17 @@ pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
 }
 
 /// The notification JSON: the text from its first `{` to its last `}`, with the mail client's
-/// line wrapping (newline plus one space) undone; an SNS envelope is opened if present.
+/// line wrapping (newline plus one space, or Sendmail's "!" break) undone; an SNS envelope is
+/// opened if present.
 fn notification(text: &str) -> Option<Value> {
     let start = text.find('{')?;
     let end = text.rfind('}')?;
-    let json = text
-        .get(start..=end)?
-        .replace("\r\n", "\n")
-        .replace("\n ", "")
-        .replace('\n', "");
-    let doc: Value = serde_json::from_str(&json).ok()?;
+    let raw = text.get(start..=end)?.replace("\r\n", "\n");
+    let unwrap = |s: &str| s.replace("\n ", "").replace('\n', "");
+    // Sendmail breaks lines longer than SMTP allows with "!", a newline and a space.
+    let doc: Value = serde_json::from_str(&unwrap(&raw))
+        .or_else(|_| serde_json::from_str(&unwrap(&raw.replace("!\n ", ""))))
+        .ok()?;
     if let Some(inner) = doc.get("Message").and_then(Value::as_str) {
         return serde_json::from_str(inner).ok();
     }

@@ -11,8 +11,11 @@ mod gmail;
 mod googlegroups;
 mod imailserver;
 mod japan;
+mod notes;
 mod opensmtpd;
 mod qmail;
+mod v5sendmail;
+mod verizon;
 
 use super::Delivery;
 use super::message::Email;
@@ -25,6 +28,9 @@ const STRUCTURED: &[Reader] = &[amazonses::read, googlegroups::read];
 /// Readers for plain-text reports (tried only when there is no delivery-status part, which the
 /// DSN reader reads better).
 const TEXT: &[Reader] = &[
+    notes::read,
+    v5sendmail::read,
+    verizon::read,
     dragonfly::read,
     opensmtpd::read,
     gmail::read,
