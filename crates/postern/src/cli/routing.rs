@@ -1,0 +1,167 @@
+//! `postern route set/clear/show/move`.
+
+use super::*;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum RouteCmd {
+    /// Set a tenant's route: providers in order, the first healthy one wins
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated provider names, e.g. ses,postmark,smtp-backup
+        providers: String,
+    },
+    /// Remove a tenant's own route; it follows the default route again
+    Clear {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show the default route, tenant routes, active moves and what each tenant resolves to
+    Show,
+    /// Move all traffic (or one tenant's) from one provider to another, queued messages
+    /// included. Moving back (--from Q --to P) undoes it.
+    Move {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+pub(super) async fn route(
+    cmd: RouteCmd,
+    cfg: &Config,
+    json_out: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    let store = open_store(cfg).await?;
+    match cmd {
+        RouteCmd::Set { tenant, providers } => {
+            let id = tenant_id(&store, &tenant).await?;
+            let list = providers
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| known_provider(cfg, p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if list.is_empty() {
+                bail!(
+                    "name at least one provider (or use `postern route clear --tenant {tenant}`)"
+                );
+            }
+            if let Some(dup) = list
+                .iter()
+                .enumerate()
+                .find(|(i, p)| list[..*i].contains(p))
+            {
+                bail!("provider {:?} is named twice", dup.1);
+            }
+            store.set_route(&id, &list, now).await?;
+            if json_out {
+                println!("{}", json!({"tenant": tenant, "route": list}));
+            } else {
+                println!(
+                    "Route of {tenant}: {} (running servers use it within 1 s)",
+                    list.join(" → ")
+                );
+            }
+        }
+        RouteCmd::Clear { tenant } => {
+            let id = tenant_id(&store, &tenant).await?;
+            store.set_route(&id, &[], now).await?;
+            if json_out {
+                println!("{}", json!({"tenant": tenant, "route": cfg.routes.default}));
+            } else {
+                println!(
+                    "{tenant} follows the default route again: {}",
+                    cfg.routes.default.join(" → ")
+                );
+            }
+        }
+        RouteCmd::Show => {
+            let tenants = store.list_tenants().await?;
+            let mut table = crate::queue::RouteTable {
+                default: cfg.routes.default.clone(),
+                moves: store.route_moves().await?,
+                ..Default::default()
+            };
+            table.tenants = store.routes().await?.into_iter().collect();
+            let name_of = |id: &str| {
+                tenants
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map_or(id.to_owned(), |t| t.name.clone())
+            };
+            let resolved: Vec<_> = tenants
+                .iter()
+                .map(|t| json!({"tenant": t.name, "own_route": table.tenants.get(&t.id), "resolved": table.resolve(&t.id)}))
+                .collect();
+            let moves: Vec<_> = table
+                .moves
+                .iter()
+                .map(|m| json!({"from": m.from, "to": m.to, "tenant": m.tenant_id.as_deref().map(name_of), "since": rfc3339(m.created_at)}))
+                .collect();
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"default": table.default, "tenants": resolved, "moves": moves})
+                );
+            } else {
+                println!("default: {}", table.default.join(" → "));
+                for m in &table.moves {
+                    let scope = m
+                        .tenant_id
+                        .as_deref()
+                        .map_or("all tenants".to_owned(), name_of);
+                    println!(
+                        "move: {} → {} ({scope}, since {})",
+                        m.from,
+                        m.to,
+                        rfc3339(m.created_at)
+                    );
+                }
+                for t in &tenants {
+                    let own = if table.tenants.contains_key(&t.id) {
+                        "own"
+                    } else {
+                        "default"
+                    };
+                    println!("{}	{}	({own})", t.name, table.resolve(&t.id).join(" → "));
+                }
+            }
+        }
+        RouteCmd::Move { from, to, tenant } => {
+            let from = known_provider(cfg, &from)?;
+            let to = known_provider(cfg, &to)?;
+            let id = match &tenant {
+                Some(t) => Some(tenant_id(&store, t).await?),
+                None => None,
+            };
+            let scope = tenant.as_deref().unwrap_or("all tenants");
+            let m = match store.move_route(id.as_deref(), &from, &to, now).await {
+                Err(StoreError::Conflict(what)) => bail!("cannot move: {what}"),
+                r => r?,
+            };
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"from": from, "to": to, "tenant": tenant, "in_force": m.is_some()})
+                );
+            } else if m.is_some() {
+                println!(
+                    "Moved {scope} from {from} to {to}; running servers follow within 1 s, deferred messages included. Undo with `postern route move --from {to} --to {from}{}`.",
+                    tenant
+                        .as_deref()
+                        .map(|t| format!(" --tenant {t}"))
+                        .unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "Undid the move of {scope} from {to} to {from}; traffic follows the routes again."
+                );
+            }
+        }
+    }
+    Ok(())
+}
