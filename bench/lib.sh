@@ -78,7 +78,10 @@ start_postern() {
   fi
   KEY=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["api_key"])' "$dir/init.json")
   rm -f "$dir/postern-data/serve.json"
-  env POSTERN_LOG="${POSTERN_LOG:-warn}" POSTERN_HTTP_LISTEN=127.0.0.1:0 POSTERN_SMTP_LISTEN=127.0.0.1:0 "$@" \
+  # One key sends the whole load: the guard's volume floor is raised so it measures its cost on
+  # the hot path without holding the benchmark's own traffic.
+  env POSTERN_LOG="${POSTERN_LOG:-warn}" POSTERN_HTTP_LISTEN=127.0.0.1:0 POSTERN_SMTP_LISTEN=127.0.0.1:0 \
+    POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE="${POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE:-1000000000}" "$@" \
     "$BIN" --config "$dir/postern.toml" serve >> "$dir/serve.log" 2>&1 &
   SERVE_PID=$!
   PIDS+=("$SERVE_PID")
