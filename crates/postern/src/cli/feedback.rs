@@ -138,10 +138,7 @@ pub(super) async fn feedback(
             }
         }
         FeedbackCmd::List { tenant, limit } => {
-            let id = match &tenant {
-                Some(t) => Some(tenant_id(&store, t).await?),
-                None => None,
-            };
+            let id = tenant_id_if(&store, tenant.as_deref()).await?;
             let list = store
                 .feedback(id.as_deref(), limit.clamp(1, 10_000))
                 .await?;

@@ -354,19 +354,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Keys(KeyCmd::List { tenant }) => {
             let store = open_store(&cfg).await?;
-            let tenant_id = match tenant {
-                Some(t) => Some(
-                    store
-                        .tenant_by_name(TenantName::parse(&t)?.as_str())
-                        .await
-                        .map_err(|e| match e {
-                            StoreError::NotFound => anyhow::anyhow!("no tenant {t:?}"),
-                            e => e.into(),
-                        })?
-                        .id,
-                ),
-                None => None,
-            };
+            let tenant_id = tenant_id_if(&store, tenant.as_deref()).await?;
             let keys = store.list_keys(tenant_id.as_deref()).await?;
             if json_out {
                 println!("{}", serde_json::to_string(&keys)?);
@@ -491,6 +479,14 @@ async fn tenant_id(store: &Store, name: &str) -> anyhow::Result<String> {
     match store.tenant_by_name(name.as_str()).await {
         Err(StoreError::NotFound) => bail!("no tenant {name:?} (see `postern tenants list`)"),
         r => Ok(r?.id),
+    }
+}
+
+/// [`tenant_id`] for an optional `--tenant`.
+async fn tenant_id_if(store: &Store, name: Option<&str>) -> anyhow::Result<Option<String>> {
+    match name {
+        Some(t) => Ok(Some(tenant_id(store, t).await?)),
+        None => Ok(None),
     }
 }
 

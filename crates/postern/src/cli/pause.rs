@@ -157,10 +157,7 @@ pub(super) async fn held_filter(
     f: &HeldFilterArgs,
 ) -> anyhow::Result<crate::store::HeldFilter> {
     Ok(crate::store::HeldFilter {
-        tenant_id: match &f.tenant {
-            Some(t) => Some(tenant_id(store, t).await?),
-            None => None,
-        },
+        tenant_id: tenant_id_if(store, f.tenant.as_deref()).await?,
         key_id: match &f.key {
             Some(k) => Some(key_id(store, k).await?),
             None => None,

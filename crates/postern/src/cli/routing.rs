@@ -134,10 +134,7 @@ pub(super) async fn route(
         RouteCmd::Move { from, to, tenant } => {
             let from = known_provider(cfg, &from)?;
             let to = known_provider(cfg, &to)?;
-            let id = match &tenant {
-                Some(t) => Some(tenant_id(&store, t).await?),
-                None => None,
-            };
+            let id = tenant_id_if(&store, tenant.as_deref()).await?;
             let scope = tenant.as_deref().unwrap_or("all tenants");
             let m = match store.move_route(id.as_deref(), &from, &to, now).await {
                 Err(StoreError::Conflict(what)) => bail!("cannot move: {what}"),
