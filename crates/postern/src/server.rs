@@ -120,6 +120,11 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
+        admin: crate::http::admin::AdminContext {
+            logins: crate::admin::Logins::new(store.clone(), clock.clone(), cfg.admin.clone()),
+            config: Arc::new(cfg.clone()),
+            health: dispatch.health.clone(),
+        },
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
