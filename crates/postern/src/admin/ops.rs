@@ -377,17 +377,19 @@ pub async fn pause_scope(
 }
 
 /// Which held messages: by tenant name and/or key id; neither means all of them, which must
-/// be asked for (`all`) when the operation changes them.
+/// be asked for (`all`) when the operation changes them. `flag` is how the edge names its
+/// options (`--` on the command line, nothing in JSON).
 pub async fn held_filter(
     store: &Store,
     tenant_name: Option<&str>,
     key_id: Option<&str>,
     all: Option<bool>,
+    flag: &str,
 ) -> OpResult<HeldFilter> {
     if tenant_name.is_none() && key_id.is_none() && all == Some(false) {
-        return Err(invalid(
-            "say which held messages: --tenant, --key, or --all",
-        ));
+        return Err(invalid(format!(
+            "say which held messages: {flag}tenant, {flag}key, or {flag}all"
+        )));
     }
     Ok(HeldFilter {
         tenant_id: tenant_if(store, tenant_name).await?.map(|t| t.id),
@@ -400,12 +402,12 @@ pub async fn held_filter(
 }
 
 /// A purge must say why: it is final.
-pub fn purge_reason(reason: &str) -> OpResult<&str> {
+pub fn purge_reason<'a>(reason: &'a str, flag: &str) -> OpResult<&'a str> {
     let r = reason.trim();
     if r.is_empty() {
-        return Err(invalid(
-            "a purge needs a reason: say why these messages are never sent",
-        ));
+        return Err(invalid(format!(
+            "{flag}reason must say why these messages are never sent"
+        )));
     }
     Ok(r)
 }

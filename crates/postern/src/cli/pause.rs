@@ -145,7 +145,7 @@ async fn held_filter(
     f: &HeldFilterArgs,
     all: Option<bool>,
 ) -> anyhow::Result<crate::store::HeldFilter> {
-    Ok(ops::held_filter(store, f.tenant.as_deref(), f.key.as_deref(), all).await?)
+    Ok(ops::held_filter(store, f.tenant.as_deref(), f.key.as_deref(), all, "--").await?)
 }
 
 pub(super) async fn held(
@@ -199,7 +199,7 @@ pub(super) async fn held(
             reason,
             actor: who,
         } => {
-            let reason = ops::purge_reason(&reason)?.to_owned();
+            let reason = ops::purge_reason(&reason, "--")?.to_owned();
             let f = held_filter(&store, &filter, Some(all)).await?;
             let who = actor(who);
             let n = store.purge_held(&f, &who, &reason, now).await?;

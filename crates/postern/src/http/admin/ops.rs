@@ -378,7 +378,7 @@ pub(super) async fn held(
 ) -> Reply {
     let q = query(q)?;
     let tenant = admin.tenant(q.tenant.as_deref())?;
-    let f = ops::held_filter(&st.store, tenant, q.key.as_deref(), None).await?;
+    let f = ops::held_filter(&st.store, tenant, q.key.as_deref(), None, "").await?;
     let (total, list) = st
         .store
         .held(&f, q.limit.unwrap_or(100).clamp(0, 10_000))
@@ -393,7 +393,7 @@ async fn held_action(
 ) -> Result<crate::store::HeldFilter, ApiError> {
     admin.may_change()?;
     let tenant = admin.tenant(req.tenant.as_deref())?;
-    Ok(ops::held_filter(&st.store, tenant, req.key.as_deref(), Some(req.all)).await?)
+    Ok(ops::held_filter(&st.store, tenant, req.key.as_deref(), Some(req.all), "").await?)
 }
 
 pub(super) async fn release(
@@ -418,7 +418,7 @@ pub(super) async fn purge(
     req: Result<Json<HeldActionRequest>, JsonRejection>,
 ) -> Reply {
     let req = body(req)?;
-    let reason = ops::purge_reason(req.reason.as_deref().unwrap_or(""))?.to_owned();
+    let reason = ops::purge_reason(req.reason.as_deref().unwrap_or(""), "")?.to_owned();
     let f = held_action(&st, &admin, &req).await?;
     let n = st
         .store
