@@ -35,6 +35,8 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     #[serde(default)]
     pub guard: crate::guard::GuardConfig,
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]
@@ -621,6 +623,9 @@ impl Config {
             fix(p);
         }
         if let Some(p) = self.smtp.tls_key.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.audit.head_file.as_mut() {
             fix(p);
         }
         for p in self.providers.values_mut() {

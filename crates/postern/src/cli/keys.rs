@@ -56,6 +56,13 @@ pub(super) fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow::anyhow!("{s:?} is not a positive duration"))
 }
 
+/// An RFC 3339 time in milliseconds since the epoch.
+pub(super) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 impl KeyLimitArgs {
     pub(super) fn policy(
         &self,
@@ -93,20 +100,18 @@ impl KeyLimitArgs {
         }
         .normalized()
         .map_err(|e| anyhow::anyhow!(e))?;
-        let expires_at = match &self.expires {
-            None => None,
-            Some(e) => Some(
-                match time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
-                {
-                    Ok(t) => (t.unix_timestamp_nanos() / 1_000_000) as i64,
-                    Err(_) => now + parse_duration_ms(e).map_err(|_| {
+        let expires_at =
+            match &self.expires {
+                None => None,
+                Some(e) => Some(match parse_rfc3339_ms(e) {
+                    Some(t) => t,
+                    None => now + parse_duration_ms(e).map_err(|_| {
                         anyhow::anyhow!(
                             "--expires {e:?}: expected a duration (90d, 12h) or an RFC 3339 time"
                         )
                     })?,
-                },
-            ),
-        };
+                }),
+            };
         if expires_at.is_some_and(|t| t <= now) {
             bail!("--expires is in the past");
         }

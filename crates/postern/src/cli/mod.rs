@@ -15,12 +15,14 @@ use crate::domain::{ApiKeySecret, KeyMode, TenantName};
 use crate::init::{CONFIG_FILE, InitReport};
 use crate::store::{KeyRecord, Store, StoreError};
 
+mod audit;
 mod feedback;
 mod keys;
 mod pause;
 mod routing;
 mod suppressions;
 
+use audit::{AuditCmd, audit, audited};
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, SCOPES, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
@@ -89,6 +91,9 @@ enum Cmd {
     /// The compromise detector: what it saw and what it did
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// The audit log: every administrative act, hash-chained
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,6 +245,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let name = TenantName::parse(&name)?;
             let store = open_store(&cfg).await?;
             let t = store.create_tenant(name.as_str(), now).await?;
+            let target = format!("tenant:{}", t.name);
+            audited(
+                &cfg,
+                &store,
+                now,
+                "tenant.add",
+                &target,
+                None,
+                json!({"id": t.id}),
+            )
+            .await?;
             if json_out {
                 println!("{}", serde_json::to_string(&t)?);
             } else {
@@ -300,6 +316,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             store.insert_key(&rec).await?;
+            let detail = json!({"tenant": rec.tenant, "scopes": rec.scopes, "policy": rec.policy, "expires_at": rec.expires_at, "description": rec.description});
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.create",
+                &format!("key:{}", rec.id),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",
@@ -337,6 +364,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Err(StoreError::Conflict(what)) => bail!("cannot rotate: there is already {what}"),
                 r => r?,
             }
+            let detail = json!({"successor": new.id, "grace_until": now + grace_ms});
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.rotate",
+                &format!("key:{old_id}"),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",
@@ -379,6 +417,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Err(StoreError::NotFound) => bail!("no key {id}"),
                 r => r?,
             }
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.revoke",
+                &format!("key:{id}"),
+                None,
+                json!({}),
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"id": id.as_str(), "revoked": true}));
             } else {
@@ -411,6 +459,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
+        Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {
             let store = open_store(&cfg).await?;
             let alerts = store.alerts(limit.clamp(1, 10_000)).await?;

@@ -3,6 +3,7 @@
 //! only what differs (connection setup, schema, claiming).
 
 mod alerts;
+mod audit;
 mod feedback;
 mod pauses;
 mod postgres;
@@ -712,6 +713,10 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 8,
+                sql: include_str!("audit.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
