@@ -37,6 +37,7 @@ pub struct Config {
     pub guard: crate::guard::GuardConfig,
     #[serde(default)]
     pub admin: crate::admin::AdminConfig,
+    pub audit: crate::audit::AuditConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]
@@ -623,6 +624,9 @@ impl Config {
             fix(p);
         }
         if let Some(p) = self.smtp.tls_key.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.audit.head_file.as_mut() {
             fix(p);
         }
         for p in self.providers.values_mut() {

@@ -231,6 +231,13 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             clock.clone(),
             stop_rx.clone(),
         ),
+        crate::audit::spawn_head_writer(
+            store.clone(),
+            cfg.audit.head_path(&cfg.data_dir),
+            Duration::from_secs(cfg.audit.head_interval_secs.max(1)),
+            clock.clone(),
+            stop_rx.clone(),
+        ),
         tokio::spawn(crate::guard::detect::contain(
             trips,
             store.clone(),

@@ -34,6 +34,13 @@ pub(super) fn list_arg(s: &Option<String>) -> Vec<String> {
         .collect()
 }
 
+/// An RFC 3339 time in milliseconds since the epoch.
+pub(super) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 impl KeyLimitArgs {
     pub(super) fn policy(
         &self,

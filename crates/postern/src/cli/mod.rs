@@ -16,6 +16,7 @@ use crate::init::{CONFIG_FILE, InitReport};
 use crate::store::Store;
 
 mod admin;
+mod audit;
 mod feedback;
 mod keys;
 mod pause;
@@ -23,6 +24,7 @@ mod routing;
 mod suppressions;
 
 use admin::{AdminCmd, admin};
+use audit::{AuditCmd, audit, audited};
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
@@ -94,6 +96,9 @@ enum Cmd {
     /// Admin accounts (password + TOTP) and admin API tokens
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// The audit log: every administrative act, hash-chained
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +249,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Tenants(TenantCmd::Add { name }) => {
             let store = open_store(&cfg).await?;
             let t = ops::add_tenant(&store, &name, now).await?;
+            let target = format!("tenant:{}", t.name);
+            audited(
+                &cfg,
+                &store,
+                now,
+                "tenant.add",
+                &target,
+                None,
+                json!({"id": t.id}),
+            )
+            .await?;
             if json_out {
                 println!("{}", serde_json::to_string(&t)?);
             } else {
@@ -288,6 +304,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 expires_at,
             };
             let (rec, secret) = ops::create_key(&store, new, now).await?;
+            let detail = json!({"tenant": rec.tenant, "scopes": rec.scopes, "policy": rec.policy, "expires_at": rec.expires_at, "description": rec.description});
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.create",
+                &format!("key:{}", rec.id),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",
@@ -306,6 +333,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let old = ops::key(&store, &id).await?;
             let old_id = old.id.clone();
             let (new, secret) = ops::rotate_key(&store, old, grace_ms, now).await?;
+            let detail = json!({"successor": new.id, "grace_until": now + grace_ms});
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.rotate",
+                &format!("key:{old_id}"),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",
@@ -341,6 +379,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&cfg).await?;
             let id = ops::key(&store, &id).await?.id;
             store.revoke_key(&id, now).await?;
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.revoke",
+                &format!("key:{id}"),
+                None,
+                json!({}),
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"id": id, "revoked": true}));
             } else {
@@ -374,6 +422,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
         Cmd::Admin(cmd) => admin(cmd, &cfg, json_out, now).await,
+        Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {
             let store = open_store(&cfg).await?;
             let alerts = store.alerts(limit.clamp(1, 10_000)).await?;

@@ -95,6 +95,8 @@ pub(super) async fn pause(
     };
     let (scope, label) = ops::pause_scope(&store, cfg, kind, target.map(String::as_str)).await?;
     let who = actor(a.actor.clone());
+    let target = format!("{}:{}", scope.kind(), scope.target());
+    let target = target.trim_end_matches(':');
     if on {
         let p = Pause {
             scope,
@@ -103,6 +105,8 @@ pub(super) async fn pause(
             created_at: now,
         };
         let new = store.pause(&p).await?;
+        let detail = json!({"actor": p.actor, "already": !new});
+        audited(cfg, &store, now, "pause", target, Some(&p.reason), detail).await?;
         if json_out {
             println!("{}", json!({"paused": p, "already": !new}));
         } else if new {
@@ -115,6 +119,8 @@ pub(super) async fn pause(
         }
     } else {
         let (was, released) = store.resume(&scope, &who, now).await?;
+        let detail = json!({"actor": who, "was_paused": was, "released": released});
+        audited(cfg, &store, now, "resume", target, None, detail).await?;
         if json_out {
             println!(
                 "{}",
@@ -146,6 +152,19 @@ async fn held_filter(
     all: Option<bool>,
 ) -> anyhow::Result<crate::store::HeldFilter> {
     Ok(ops::held_filter(store, f.tenant.as_deref(), f.key.as_deref(), all, "--").await?)
+}
+
+/// `tenant:T`, `key:ID`, both, or `all`, for the audit log.
+fn held_target(f: &HeldFilterArgs) -> String {
+    let parts: Vec<String> = [("tenant", &f.tenant), ("key", &f.key)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")))
+        .collect();
+    if parts.is_empty() {
+        "all".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 pub(super) async fn held(
@@ -185,6 +204,17 @@ pub(super) async fn held(
             let n = store
                 .release_held(&f, &who, "released by an operator", now)
                 .await?;
+            let detail = json!({"actor": who, "released": n});
+            audited(
+                cfg,
+                &store,
+                now,
+                "held.release",
+                &held_target(&filter),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"released": n}));
             } else {
@@ -203,6 +233,17 @@ pub(super) async fn held(
             let f = held_filter(&store, &filter, Some(all)).await?;
             let who = actor(who);
             let n = store.purge_held(&f, &who, &reason, now).await?;
+            let detail = json!({"actor": who, "purged": n});
+            audited(
+                cfg,
+                &store,
+                now,
+                "held.purge",
+                &held_target(&filter),
+                Some(&reason),
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"purged": n, "by": who}));
             } else {

@@ -42,6 +42,17 @@ pub(super) async fn route(
             let t = ops::tenant(&store, &tenant).await?;
             let names: Vec<String> = providers.split(',').map(str::to_owned).collect();
             let list = ops::set_route(&store, cfg, &t, &names, now).await?;
+            let target = format!("tenant:{tenant}");
+            audited(
+                cfg,
+                &store,
+                now,
+                "route.set",
+                &target,
+                None,
+                json!({"route": list}),
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"tenant": tenant, "route": list}));
             } else {
@@ -54,6 +65,8 @@ pub(super) async fn route(
         RouteCmd::Clear { tenant } => {
             let id = tenant_id(&store, &tenant).await?;
             store.set_route(&id, &[], now).await?;
+            let target = format!("tenant:{tenant}");
+            audited(cfg, &store, now, "route.clear", &target, None, json!({})).await?;
             if json_out {
                 println!("{}", json!({"tenant": tenant, "route": cfg.routes.default}));
             } else {
@@ -102,6 +115,17 @@ pub(super) async fn route(
             let t = ops::tenant_if(&store, tenant.as_deref()).await?;
             let scope = tenant.as_deref().unwrap_or("all tenants");
             let m = ops::move_route(&store, cfg, &from, &to, t.as_ref(), now).await?;
+            let detail = json!({"from": from, "to": to, "tenant": tenant, "in_force": m.is_some()});
+            audited(
+                cfg,
+                &store,
+                now,
+                "route.move",
+                &format!("provider:{from}"),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",

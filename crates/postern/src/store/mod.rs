@@ -4,6 +4,7 @@
 
 mod admins;
 mod alerts;
+mod audit;
 mod feedback;
 mod pauses;
 mod postgres;
@@ -717,6 +718,10 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 8,
+                sql: include_str!("audit.sql").to_owned(),
             },
             Migration {
                 version: 10,
