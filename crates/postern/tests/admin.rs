@@ -85,6 +85,22 @@ async fn get(app: &App, path: &str, auth: &str) -> (u16, Value) {
     (s, v)
 }
 
+/// The audit log, one JSON object per entry.
+fn audit_log(app: &App) -> Vec<Value> {
+    app.cli(&["audit", "export"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Entries for an action, as (actor, target, outcome or reason).
+fn audited(app: &App, action: &str) -> Vec<Value> {
+    audit_log(app)
+        .into_iter()
+        .filter(|e| e["action"] == action)
+        .collect()
+}
+
 const NEW_PASSWORD: &str = "correct horse battery staple";
 
 /// First login and enrolment; returns (TOTP secret, recovery codes, session cookie).
@@ -319,6 +335,14 @@ async fn lockout(backend: Backend) {
         .find(|a| a["username"] == "root")
         .unwrap();
     assert!(root["locked_until"].is_i64(), "{root}");
+
+    let locked = audited(&app, "admin.login");
+    assert!(
+        locked
+            .iter()
+            .any(|e| e["detail"]["outcome"] == "locked" && e["actor"] == "admin:root"),
+        "{locked:?}"
+    );
 
     // After the lockout it works again.
     tokio::time::sleep(Duration::from_millis(5_300)).await;
@@ -593,6 +617,26 @@ async fn roles(backend: Backend) {
     .await;
     assert_eq!(s, 200);
 
+    // Changes are recorded under the token or account that made them; refused ones are not.
+    let pauses = audited(&app, "pause");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(
+        pauses[0]["actor"].as_str().unwrap(),
+        format!("token:{}", acme.split('_').nth(2).unwrap())
+    );
+    assert_eq!(pauses[0]["source_ip"], "127.0.0.1");
+    assert_eq!(pauses[0]["reason"], "check");
+    let tokens = audited(&app, "token.create");
+    assert!(
+        tokens.iter().any(|e| e["actor"] == "admin:root"),
+        "{tokens:?}"
+    );
+    assert!(
+        audited(&app, "tenant.add")
+            .iter()
+            .all(|e| !e["target"].as_str().unwrap().contains("initech"))
+    );
+
     // Revoked and malformed tokens are refused.
     let acme_id = acme.split('_').nth(2).unwrap().to_owned();
     app.cli(&["admin", "token", "revoke", &acme_id]);
@@ -673,6 +717,20 @@ async fn operations(backend: Backend) {
     .await;
     assert_eq!((s, v["released"].as_i64()), (200, Some(1)), "{v}");
     wait_status(&app, &key, &id, "delivered").await;
+    // A purge through the API names the token and the reason, on the message and in the log.
+    let acme = json!({"scope": "tenant", "target": "acme"});
+    let (s, _) = post(&app, "/admin/v1/pause", &op, acme.clone()).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = app.send(&key, simple_message("carol@example.org")).await;
+    assert_eq!(v["status"], "held", "{v}");
+    let purged_id = v["id"].as_str().unwrap().to_owned();
+    let purge = json!({"tenant": "acme", "reason": "spam run"});
+    let (s, v) = post(&app, "/admin/v1/held/purge", &op, purge).await;
+    assert_eq!((s, v["purged"].as_i64()), (200, Some(1)), "{v}");
+    wait_status(&app, &key, &purged_id, "purged").await;
+    let (s, _) = post(&app, "/admin/v1/resume", &op, acme).await;
+    assert_eq!(s, 200);
 
     // Suppressions: add, list, send (suppressed), remove.
     let (s, v) = post(
@@ -841,6 +899,36 @@ async fn operations(backend: Backend) {
     );
     let (s, _) = get(&app, "/admin/v1/alerts", &op).await;
     assert_eq!(s, 200);
+
+    // Every change above is in the audit log under the token, from this address.
+    let op_actor = format!("token:{}", op.split('_').nth(2).unwrap());
+    let log = audit_log(&app);
+    for action in [
+        "pause",
+        "resume",
+        "held.purge",
+        "suppression.add",
+        "suppression.remove",
+        "suppression.import",
+        "key.create",
+        "key.rotate",
+        "key.revoke",
+    ] {
+        // (The CLI's own acts in this test are recorded as `cli:<user>`, without an address.)
+        let found = log.iter().any(|e| {
+            e["action"] == action
+                && e["actor"] == op_actor.as_str()
+                && e["source_ip"] == "127.0.0.1"
+        });
+        assert!(found, "no {action} by {op_actor} in {log:?}");
+    }
+    let purge = log.iter().find(|e| e["action"] == "held.purge").unwrap();
+    assert_eq!(
+        (purge["reason"].as_str(), purge["target"].as_str()),
+        (Some("spam run"), Some("tenant:acme"))
+    );
+    // Refused requests changed nothing and recorded nothing.
+    assert!(!log.iter().any(|e| e["action"] == "route.move"), "{log:?}");
 }
 
 #[test]
@@ -911,5 +999,14 @@ fn route_move_through_the_api_moves_deferred_messages_and_undoes() {
         assert_eq!((s, v["in_force"].as_bool()), (200, Some(false)), "{v}");
         let (_, v) = get(&app, "/admin/v1/routes", &op).await;
         assert_eq!(v["moves"], json!([]), "{v}");
+        let moves = audited(&app, "route.move");
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert_eq!(
+            (
+                moves[0]["target"].as_str(),
+                moves[0]["detail"]["in_force"].as_bool()
+            ),
+            (Some("provider:primary"), Some(true))
+        );
     });
 }

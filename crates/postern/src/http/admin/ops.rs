@@ -86,7 +86,10 @@ pub(super) async fn add_tenant(
     admin.not_confined()?;
     let req = body(req)?;
     let t = ops::add_tenant(&st.store, &req.name, st.clock.now_ms()).await?;
-    admin.changed("tenant.add", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    admin
+        .audit(&st, "tenant.add", &target, None, json!({"id": t.id}))
+        .await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
@@ -133,7 +136,10 @@ pub(super) async fn create_key(
         expires_at,
     };
     let (rec, secret) = ops::create_key(&st.store, new, now).await?;
-    admin.changed("key.create", &rec.id, None);
+    let detail = json!({"tenant": rec.tenant, "scopes": rec.scopes, "policy": rec.policy, "expires_at": rec.expires_at, "description": rec.description});
+    admin
+        .audit(&st, "key.create", &format!("key:{}", rec.id), None, detail)
+        .await?;
     let mut v = json!(rec);
     v["secret"] = secret.expose().into();
     Ok((StatusCode::CREATED, Json(v)))
@@ -158,7 +164,9 @@ pub(super) async fn revoke_key(
     admin.may_change()?;
     let k = own_key(&st, &admin, &id).await?;
     st.store.revoke_key(&k.id, st.clock.now_ms()).await?;
-    admin.changed("key.revoke", &k.id, None);
+    admin
+        .audit(&st, "key.revoke", &format!("key:{}", k.id), None, json!({}))
+        .await?;
     Ok(Json(json!({"id": k.id, "revoked": true})))
 }
 
@@ -177,7 +185,10 @@ pub(super) async fn rotate_key(
     let now = st.clock.now_ms();
     let old_id = old.id.clone();
     let (new, secret) = ops::rotate_key(&st.store, old, grace_ms, now).await?;
-    admin.changed("key.rotate", &old_id, None);
+    let detail = json!({"successor": new.id, "grace_until": now + grace_ms});
+    admin
+        .audit(&st, "key.rotate", &format!("key:{old_id}"), None, detail)
+        .await?;
     Ok(Json(
         json!({"id": new.id, "secret": secret.expose(), "replaces": old_id, "old_key_works_until": rfc3339(now + grace_ms)}),
     ))
@@ -220,7 +231,10 @@ pub(super) async fn set_route(
         st.clock.now_ms(),
     )
     .await?;
-    admin.changed("route.set", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    admin
+        .audit(&st, "route.set", &target, None, json!({"route": list}))
+        .await?;
     Ok(Json(json!({"tenant": t.name, "route": list})))
 }
 
@@ -232,7 +246,10 @@ pub(super) async fn clear_route(
     admin.may_change()?;
     let t = required_tenant(&st, &admin, &tenant).await?;
     st.store.set_route(&t.id, &[], st.clock.now_ms()).await?;
-    admin.changed("route.clear", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    admin
+        .audit(&st, "route.clear", &target, None, json!({}))
+        .await?;
     Ok(Json(
         json!({"tenant": t.name, "route": st.admin.config.routes.default}),
     ))
@@ -255,15 +272,13 @@ pub(super) async fn move_route(
         st.clock.now_ms(),
     )
     .await?;
-    let scope = t.as_ref().map_or("all tenants", |t| t.name.as_str());
-    admin.changed(
-        "route.move",
-        &format!("{} -> {} ({scope})", req.from, req.to),
-        None,
-    );
-    Ok(Json(
-        json!({"from": req.from, "to": req.to, "tenant": t.map(|t| t.name), "in_force": m.is_some()}),
-    ))
+    let tenant = t.map(|t| t.name);
+    let detail = json!({"from": req.from, "to": req.to, "tenant": tenant, "in_force": m.is_some()});
+    let target = format!("provider:{}", req.from.trim());
+    admin
+        .audit(&st, "route.move", &target, None, detail.clone())
+        .await?;
+    Ok(Json(detail))
 }
 
 pub(super) async fn providers(State(st): State<Arc<AppState>>, _admin: Admin) -> Reply {
@@ -349,7 +364,15 @@ pub(super) async fn pause(
         created_at: st.clock.now_ms(),
     };
     let new = st.store.pause(&p).await?;
-    admin.changed("pause", &label, Some(&p.reason));
+    admin
+        .audit(
+            &st,
+            "pause",
+            &scope_target(&p.scope),
+            Some(&p.reason),
+            json!({"already": !new}),
+        )
+        .await?;
     Ok(Json(json!({"paused": p, "label": label, "already": !new})))
 }
 
@@ -365,7 +388,16 @@ pub(super) async fn resume(
         .store
         .resume(&scope, &admin.who.actor, st.clock.now_ms())
         .await?;
-    admin.changed("resume", &label, req.reason.as_deref());
+    let detail = json!({"was_paused": was, "released": released});
+    admin
+        .audit(
+            &st,
+            "resume",
+            &scope_target(&scope),
+            req.reason.as_deref(),
+            detail,
+        )
+        .await?;
     Ok(Json(
         json!({"resumed": scope, "label": label, "was_paused": was, "released": released}),
     ))
@@ -408,7 +440,15 @@ pub(super) async fn release(
         .store
         .release_held(&f, &admin.who.actor, why, st.clock.now_ms())
         .await?;
-    admin.changed("held.release", &held_label(&req), req.reason.as_deref());
+    admin
+        .audit(
+            &st,
+            "held.release",
+            &held_target(&req),
+            req.reason.as_deref(),
+            json!({"released": n}),
+        )
+        .await?;
     Ok(Json(json!({"released": n})))
 }
 
@@ -424,19 +464,36 @@ pub(super) async fn purge(
         .store
         .purge_held(&f, &admin.who.actor, &reason, st.clock.now_ms())
         .await?;
-    admin.changed("held.purge", &held_label(&req), Some(&reason));
+    admin
+        .audit(
+            &st,
+            "held.purge",
+            &held_target(&req),
+            Some(&reason),
+            json!({"purged": n}),
+        )
+        .await?;
     Ok(Json(json!({"purged": n, "by": admin.who.actor})))
 }
 
-fn held_label(r: &HeldActionRequest) -> String {
-    match (&r.tenant, &r.key) {
-        (None, None) => "all".into(),
-        (t, k) => format!(
-            "tenant={} key={}",
-            t.as_deref().unwrap_or("*"),
-            k.as_deref().unwrap_or("*")
-        ),
+/// What a held-message action applied to, as the audit log names it (like the CLI).
+fn held_target(r: &HeldActionRequest) -> String {
+    let parts: Vec<String> = [("tenant", &r.tenant), ("key", &r.key)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")))
+        .collect();
+    if parts.is_empty() {
+        "all".into()
+    } else {
+        parts.join(",")
     }
+}
+
+/// A pause scope as the audit log names it: `all`, `tenant:ID`, `key:ID`, ...
+fn scope_target(scope: &PauseScope) -> String {
+    format!("{}:{}", scope.kind(), scope.target())
+        .trim_end_matches(':')
+        .to_owned()
 }
 
 // ---- suppressions and alerts ------------------------------------------------------------
@@ -478,7 +535,12 @@ pub(super) async fn suppress(
         })
         .collect();
     let n = st.store.suppress(&t.id, &list).await?;
-    admin.changed("suppression.add", &t.name, Some(&reason));
+    let addresses: Vec<&str> = list.iter().map(|s| s.address.as_str()).collect();
+    let target = format!("tenant:{}", t.name);
+    let detail = json!({"addresses": addresses, "added": n});
+    admin
+        .audit(&st, "suppression.add", &target, Some(&reason), detail)
+        .await?;
     Ok(Json(json!({"added": n, "already": list.len() as u64 - n})))
 }
 
@@ -490,11 +552,19 @@ pub(super) async fn unsuppress(
     admin.may_change()?;
     let req = body(req)?;
     let t = required_tenant(&st, &admin, &req.tenant).await?;
-    let n = st
-        .store
-        .unsuppress(&t.id, &ops::checked_addresses(&req.addresses)?)
+    let addresses = ops::checked_addresses(&req.addresses)?;
+    let n = st.store.unsuppress(&t.id, &addresses).await?;
+    let target = format!("tenant:{}", t.name);
+    let detail = json!({"addresses": addresses, "removed": n});
+    admin
+        .audit(
+            &st,
+            "suppression.remove",
+            &target,
+            req.reason.as_deref(),
+            detail,
+        )
         .await?;
-    admin.changed("suppression.remove", &t.name, req.reason.as_deref());
     Ok(Json(json!({"removed": n})))
 }
 
@@ -511,7 +581,11 @@ pub(super) async fn import(
     let t = required_tenant(&st, &admin, tenant_required(&q)?).await?;
     let list = ops::read_suppression_csv(&csv[..], "the CSV body", st.clock.now_ms())?;
     let n = st.store.suppress(&t.id, &list).await?;
-    admin.changed("suppression.import", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    let detail = json!({"rows": list.len(), "added": n});
+    admin
+        .audit(&st, "suppression.import", &target, None, detail)
+        .await?;
     Ok(Json(json!({"rows": list.len(), "added": n})))
 }
 
