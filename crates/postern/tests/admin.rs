@@ -14,8 +14,8 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 fn spawn(backend: Backend, env: &[(&str, &str)]) -> (App, String) {
     let app = App::spawn(backend, env);
-    // `init` printed the owner's one-time password; it is in the init output only, so add
-    // an owner of our own the same way an operator would.
+    // A second owner, added the way an operator would (`postern init`'s own is tested in
+    // the login flow).
     let v: Value =
         serde_json::from_str(&app.cli(&["--json", "admin", "add", "root", "--role", "owner"]))
             .unwrap();
@@ -149,7 +149,15 @@ fn wrong_code(secret: &str) -> String {
 }
 
 async fn login_flow(backend: Backend) {
-    let (app, otp) = spawn(backend, &[]);
+    // The owner `postern init` created, on the one-time password it printed.
+    let app = App::spawn(backend, &[]);
+    let otp = app.admin_password.clone();
+    let list: Value = serde_json::from_str(&app.cli(&["--json", "admin", "list"])).unwrap();
+    assert_eq!(list[0]["username"], "admin", "{list}");
+    assert_eq!(
+        (list[0]["role"].as_str(), list[0]["pending"].as_bool()),
+        (Some("owner"), Some(true))
+    );
     // Before enrolment: no session, whatever is sent.
     let (s, v) = get(&app, "/admin/v1/me", "").await;
     assert_eq!(
@@ -162,7 +170,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": otp}),
+        json!({"user": "admin", "password": otp}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -171,7 +179,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/enrol",
         "",
-        json!({"user": "root", "password": otp, "totp": wrong_code(&secret), "new_password": NEW_PASSWORD}),
+        json!({"user": "admin", "password": otp, "totp": wrong_code(&secret), "new_password": NEW_PASSWORD}),
     )
     .await;
     assert_eq!(
@@ -183,7 +191,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/enrol",
         "",
-        json!({"user": "root", "password": otp, "totp": totp(&secret).generate(now_secs()), "new_password": "short"}),
+        json!({"user": "admin", "password": otp, "totp": totp(&secret).generate(now_secs()), "new_password": "short"}),
     )
     .await;
     assert_eq!(s, 422, "{v}");
@@ -196,12 +204,12 @@ async fn login_flow(backend: Backend) {
     );
 
     // A fresh enrolment (a new login replaces the unfinished one), then activation.
-    let (secret, codes, cookie) = enrol(&app, "root", &otp).await;
+    let (secret, codes, cookie) = enrol(&app, "admin", &otp).await;
     let (s, v) = get(&app, "/admin/v1/me", &cookie).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["actor"].as_str(), v["role"].as_str()),
-        (Some("admin:root"), Some("owner"))
+        (Some("admin:admin"), Some("owner"))
     );
 
     // The one-time password is gone; the new one needs a second factor.
@@ -209,7 +217,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": otp}),
+        json!({"user": "admin", "password": otp}),
     )
     .await;
     assert_eq!(s, 401);
@@ -217,7 +225,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": NEW_PASSWORD}),
+        json!({"user": "admin", "password": NEW_PASSWORD}),
     )
     .await;
     assert_eq!(
@@ -229,7 +237,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": NEW_PASSWORD, "totp": wrong_code(&secret)}),
+        json!({"user": "admin", "password": NEW_PASSWORD, "totp": wrong_code(&secret)}),
     )
     .await;
     assert_eq!(
@@ -239,7 +247,7 @@ async fn login_flow(backend: Backend) {
     );
     // The next step's code is within the allowed drift; it works once.
     let next = totp(&secret).generate(now_secs() + 30);
-    let body = json!({"user": "root", "password": NEW_PASSWORD, "totp": next});
+    let body = json!({"user": "admin", "password": NEW_PASSWORD, "totp": next});
     let (s, v, c2) = call(&app, "POST", "/admin/v1/login", "", Some(body.clone())).await;
     assert_eq!(s, 200, "{v}");
     let c2 = c2.unwrap();
@@ -247,8 +255,7 @@ async fn login_flow(backend: Backend) {
     assert_eq!(s, 401, "a TOTP code was accepted twice");
 
     // A recovery code works once.
-    let rc =
-        json!({"user": "root", "password": NEW_PASSWORD, "recovery_code": codes[3].to_uppercase()});
+    let rc = json!({"user": "admin", "password": NEW_PASSWORD, "recovery_code": codes[3].to_uppercase()});
     let (s, v) = post(&app, "/admin/v1/login", "", rc.clone()).await;
     assert_eq!(s, 200, "{v}");
     let (s, _) = post(&app, "/admin/v1/login", "", rc).await;
@@ -257,7 +264,7 @@ async fn login_flow(backend: Backend) {
     // The cookie is HttpOnly and SameSite=Strict; logout ends the session.
     let resp = reqwest::Client::new()
         .post(app.url("/admin/v1/login"))
-        .json(&json!({"user": "root", "password": NEW_PASSWORD, "recovery_code": codes[4]}))
+        .json(&json!({"user": "admin", "password": NEW_PASSWORD, "recovery_code": codes[4]}))
         .send()
         .await
         .unwrap();
@@ -281,7 +288,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "pasword": "x"}),
+        json!({"user": "admin", "pasword": "x"}),
     )
     .await;
     assert_eq!(
