@@ -37,6 +37,8 @@ pub struct Config {
     pub guard: crate::guard::GuardConfig,
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    #[serde(default)]
+    pub leaks: crate::leaks::LeaksConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]

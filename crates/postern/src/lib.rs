@@ -11,6 +11,7 @@ pub mod feedback;
 pub mod guard;
 pub mod http;
 pub mod init;
+pub mod leaks;
 pub mod providers;
 pub mod queue;
 pub mod server;

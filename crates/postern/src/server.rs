@@ -120,6 +120,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
+        leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await

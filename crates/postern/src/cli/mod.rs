@@ -146,6 +146,15 @@ enum KeyCmd {
     },
     /// Revoke a key at once
     Revoke { id: String },
+    /// A key's secret was found where it should not be: revoke it at once, hold its mail
+    /// still waiting to go (review with `held list --key ID`), raise an alert
+    ReportLeak {
+        /// The leaked secret (pst_live_...)
+        secret: String,
+        /// Where it was found
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -452,6 +461,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 println!("default route: {}", cfg.routes.default.join(" → "));
             }
             Ok(())
+        }
+        Cmd::Keys(KeyCmd::ReportLeak { secret, url }) => {
+            keys::report_leak(&cfg, json_out, now, &secret, url.as_deref()).await
         }
         Cmd::Route(cmd) => route(cmd, &cfg, json_out, now).await,
         Cmd::Pause(args) => pause(args, true, &cfg, json_out, now).await,

@@ -5,6 +5,7 @@
 mod alerts;
 mod audit;
 mod feedback;
+mod leaks;
 mod pauses;
 mod postgres;
 mod routes;
