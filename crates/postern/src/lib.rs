@@ -14,6 +14,7 @@ pub mod init;
 pub mod leaks;
 pub mod providers;
 pub mod queue;
+pub mod secrets;
 pub mod server;
 pub mod smtp;
 pub mod store;

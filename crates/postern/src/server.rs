@@ -56,6 +56,8 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let store = Store::connect(&url)
         .await
         .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
+    // Provider settings written as "secret:NAME" come from the encrypted secret store.
+    let cfg = &crate::secrets::resolve_config(cfg, &store).await?;
     let node = node_id(cfg)?;
     let recovered = store
         .recover_claims(&node, clock.now_ms(), store.backend() == "sqlite")

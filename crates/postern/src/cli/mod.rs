@@ -20,6 +20,7 @@ mod feedback;
 mod keys;
 mod pause;
 mod routing;
+mod secrets;
 mod suppressions;
 
 use audit::{AuditCmd, audit, audited};
@@ -27,6 +28,7 @@ use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, SCOPES, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
+use secrets::{SecretsCmd, secrets};
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]
@@ -94,6 +96,9 @@ enum Cmd {
     /// The audit log: every administrative act, hash-chained
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Encrypted secrets (provider credentials, tokens): set, list, rotate-kek
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -472,6 +477,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
         Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
+        Cmd::Secrets(cmd) => secrets(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {
             let store = open_store(&cfg).await?;
             let alerts = store.alerts(limit.clamp(1, 10_000)).await?;
@@ -493,6 +499,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Providers(ProviderCmd::Test { name }) => {
+            let cfg = if crate::secrets::has_refs(&cfg) {
+                crate::secrets::resolve_config(&cfg, &open_store(&cfg).await?).await?
+            } else {
+                cfg
+            };
             let providers = crate::providers::Providers::from_config(&cfg)?;
             let p = providers
                 .get(&name)

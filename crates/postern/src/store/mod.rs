@@ -9,6 +9,7 @@ mod leaks;
 mod pauses;
 mod postgres;
 mod routes;
+mod secrets;
 mod sqlite;
 pub mod suppressions;
 
@@ -16,6 +17,7 @@ pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use secrets::SecretRow;
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -718,6 +720,10 @@ impl Store {
             Migration {
                 version: 8,
                 sql: include_str!("audit.sql").to_owned(),
+            },
+            Migration {
+                version: 9,
+                sql: include_str!("secrets.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
