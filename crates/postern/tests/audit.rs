@@ -40,6 +40,7 @@ fn admin_acts(app: &App) {
         vec!["keys", "revoke", &id],
         vec!["route", "set", "--tenant", "acme", "local"],
         vec!["route", "clear", "--tenant", "acme"],
+        vec!["route", "move", "--from", "local", "--to", "spare"],
         vec!["pause", "--tenant", "acme", "--reason", "looking into it"],
         vec!["resume", "--tenant", "acme"],
         vec!["held", "release", "--all"],
@@ -67,7 +68,18 @@ fn admin_acts(app: &App) {
 #[test]
 fn cli_acts_are_recorded_and_the_chain_verifies() {
     for backend in Backend::all() {
-        let app = App::spawn(backend, &[("USER", "alice")]);
+        let spare = tempfile::tempdir().unwrap();
+        let app = App::spawn(
+            backend,
+            &[
+                ("USER", "alice"),
+                ("POSTERN_PROVIDERS_SPARE_TYPE", "file"),
+                (
+                    "POSTERN_PROVIDERS_SPARE_DIR",
+                    spare.path().to_str().unwrap(),
+                ),
+            ],
+        );
         app.cli(&["tenants", "add", "acme"]);
         admin_acts(&app);
         let entries = export(&app, &[]);
@@ -83,6 +95,7 @@ fn cli_acts_are_recorded_and_the_chain_verifies() {
             "key.revoke",
             "route.set",
             "route.clear",
+            "route.move",
             "pause",
             "resume",
             "held.release",
@@ -103,6 +116,12 @@ fn cli_acts_are_recorded_and_the_chain_verifies() {
             .find(|e| e["action"] == "held.purge")
             .unwrap();
         assert_eq!(purge["reason"], "spam");
+        let moved = entries
+            .iter()
+            .find(|e| e["action"] == "route.move")
+            .unwrap();
+        assert_eq!(moved["target"], "provider:local");
+        assert_eq!(moved["detail"]["to"], "spare");
         let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
         let out = verify(&app).unwrap();

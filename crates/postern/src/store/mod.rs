@@ -6,9 +6,11 @@ mod admins;
 mod alerts;
 mod audit;
 mod feedback;
+mod leaks;
 mod pauses;
 mod postgres;
 mod routes;
+mod secrets;
 mod sqlite;
 pub mod suppressions;
 
@@ -17,6 +19,7 @@ pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use secrets::SecretRow;
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -722,6 +725,10 @@ impl Store {
             Migration {
                 version: 8,
                 sql: include_str!("audit.sql").to_owned(),
+            },
+            Migration {
+                version: 9,
+                sql: include_str!("secrets.sql").to_owned(),
             },
             Migration {
                 version: 10,

@@ -106,6 +106,7 @@ impl From<LoginError> for ApiError {
             LoginError::Disabled => (StatusCode::FORBIDDEN, "account_disabled"),
             LoginError::Enrolled => (StatusCode::CONFLICT, "already_enrolled"),
             LoginError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            LoginError::Sealed(_) => (StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable"),
             LoginError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         };
         Self::new(status, code, e.to_string())
