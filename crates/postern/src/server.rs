@@ -122,6 +122,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
+        leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
         admin: crate::http::admin::AdminContext {
             logins: crate::admin::Logins::new(
                 store.clone(),
@@ -133,7 +134,6 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             config: Arc::new(cfg.clone()),
             health: dispatch.health.clone(),
         },
-        leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await

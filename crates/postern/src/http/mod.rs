@@ -37,10 +37,10 @@ pub struct AppState {
     pub delivering: bool,
     pub suppression: crate::config::SuppressionConfig,
     pub guard: Option<crate::guard::Guard>,
-    /// Admin logins, sessions and tokens, and what the admin API reads.
-    pub admin: admin::AdminContext,
     /// Public keys leak reports are signed with.
     pub leaks: crate::leaks::LeakVerifier,
+    /// Admin logins, sessions and tokens, and what the admin API reads.
+    pub admin: admin::AdminContext,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
