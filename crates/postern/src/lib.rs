@@ -14,6 +14,7 @@ pub mod providers;
 pub mod queue;
 pub mod server;
 pub mod smtp;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -19,12 +19,14 @@ mod feedback;
 mod keys;
 mod pause;
 mod routing;
+mod status;
 mod suppressions;
 
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, SCOPES, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
+use status::{BroadcastArgs, ContactCmd, IncidentCmd};
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]
@@ -89,6 +91,12 @@ enum Cmd {
     /// The compromise detector: what it saw and what it did
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// Incidents on the public status page (/status)
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Send an incident notice to every affected tenant on every channel it has, and post the
+    /// incident on the status page
+    Broadcast(BroadcastArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +115,9 @@ enum TenantCmd {
     Add { name: String },
     /// List tenants
     List,
+    /// Where a tenant gets incident notices (email, SMS, webhook)
+    #[command(subcommand)]
+    Contacts(ContactCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -406,6 +417,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Route(cmd) => route(cmd, &cfg, json_out, now).await,
+        Cmd::Tenants(TenantCmd::Contacts(cmd)) => status::contacts(cmd, &cfg, json_out, now).await,
+        Cmd::Incident(cmd) => status::incident(cmd, &cfg, json_out, now).await,
+        Cmd::Broadcast(args) => status::broadcast_cmd(args, &cfg, json_out, now).await,
         Cmd::Pause(args) => pause(args, true, &cfg, json_out, now).await,
         Cmd::Resume(args) => pause(args, false, &cfg, json_out, now).await,
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,

@@ -5,6 +5,7 @@ mod error;
 mod feedback;
 mod messages;
 mod ops;
+mod status;
 
 use std::sync::Arc;
 
@@ -45,6 +46,9 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/status", get(status::html))
+        .route("/status.json", get(status::json))
+        .route("/status/feed.atom", get(status::atom))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -8,12 +8,16 @@ mod pauses;
 mod postgres;
 mod routes;
 mod sqlite;
+mod status;
 pub mod suppressions;
 
 pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use status::{
+    BroadcastDelivery, Contact, IncidentRecord, IncidentUpdateRecord, ProviderHealthRecord,
+};
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -712,6 +716,10 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 14,
+                sql: include_str!("status.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
