@@ -42,6 +42,15 @@ fn incidents(app: &App) -> usize {
     v.as_array().unwrap().len()
 }
 
+/// The audit log's entries with this action.
+fn audit_entries(app: &App, action: &str) -> Vec<Value> {
+    app.cli(&["audit", "export"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"] == action)
+        .collect()
+}
+
 fn by(report: &Value, tenant: &str, channel: &str) -> Value {
     report["notices"]
         .as_array()
@@ -179,6 +188,7 @@ fn broadcast_reaches_every_channel_and_never_the_suspect() {
             }
             assert_eq!(incidents(&app), 0);
             assert!(good.messages().is_empty() && suspect.messages().is_empty());
+            assert!(audit_entries(&app, "broadcast").is_empty());
 
             // The broadcast.
             let report: Value =
@@ -239,6 +249,14 @@ fn broadcast_reaches_every_channel_and_never_the_suspect() {
                 "One email provider is failing; mail goes through the others."
             );
             assert_eq!(incidents(&app), 1);
+
+            // Recorded in the audit log, by the operator who ran it.
+            let audit = audit_entries(&app, "broadcast");
+            assert_eq!(audit.len(), 1, "{audit:?}");
+            assert!(audit[0]["actor"].as_str().unwrap().starts_with("cli:"));
+            assert_eq!(audit[0]["target"], inc["id"]);
+            assert_eq!(audit[0]["detail"]["sent"], 4, "{audit:?}");
+            assert_eq!(audit[0]["detail"]["suspect_provider"], "suspect");
 
             // The table form names each channel's result.
             let table = app.cli(&["broadcast", "--incident", &file]);

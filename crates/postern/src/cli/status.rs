@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{open_store, tenant_id};
+use super::{audited, open_store, tenant_id};
 use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::status::broadcast::{self, BroadcastReport};
@@ -110,6 +110,16 @@ pub async fn incident(
             let i = crate::status::open_incident(&store, now, &title, state, &body)
                 .await
                 .map_err(status_err)?;
+            audited(
+                cfg,
+                &store,
+                now,
+                "incident.open",
+                &i.id,
+                None,
+                json!({"title": i.title, "state": i.state}),
+            )
+            .await?;
             print_incident(&i, json_out)
         }
         IncidentCmd::Update { id, state, body } => {
@@ -118,6 +128,16 @@ pub async fn incident(
             let i = crate::status::update_incident(&store, now, &id, state, &body)
                 .await
                 .map_err(status_err)?;
+            audited(
+                cfg,
+                &store,
+                now,
+                "incident.update",
+                &i.id,
+                None,
+                json!({"state": i.state}),
+            )
+            .await?;
             print_incident(&i, json_out)
         }
         IncidentCmd::List { limit } => {
@@ -176,6 +196,17 @@ pub async fn contacts(
                     )
                     .await?;
             }
+            let channels: Vec<&str> = checked.iter().map(|(c, _)| *c).collect();
+            audited(
+                cfg,
+                &store,
+                now,
+                "contact.set",
+                &tenant,
+                None,
+                json!({"channels": channels}),
+            )
+            .await?;
             let secret = if checked.iter().any(|(c, _)| *c == "webhook") {
                 use secrecy::ExposeSecret;
                 Some(
@@ -218,6 +249,16 @@ pub async fn contacts(
             if !store.remove_contact(&tid, &channel).await? {
                 bail!("tenant {tenant:?} has no {channel} contact");
             }
+            audited(
+                cfg,
+                &store,
+                now,
+                "contact.remove",
+                &tenant,
+                None,
+                json!({"channel": channel}),
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"tenant": tenant, "removed": channel}));
             } else {
@@ -318,6 +359,27 @@ pub async fn broadcast_cmd(
     let file = broadcast::load(&args.incident)?;
     let store = open_store(cfg).await?;
     let report = broadcast::broadcast(&store, cfg, &file, args.dry_run, now).await?;
+    if !args.dry_run {
+        let count = |o: &str| report.notices.iter().filter(|n| n.outcome == o).count();
+        audited(
+            cfg,
+            &store,
+            now,
+            "broadcast",
+            report.incident_id.as_deref().unwrap_or(""),
+            None,
+            json!({
+                "broadcast_id": report.broadcast_id,
+                "title": file.title,
+                "channels": file.channels,
+                "suspect_provider": file.suspect_provider,
+                "sent": count("sent"),
+                "failed": count("failed"),
+                "skipped": count("skipped"),
+            }),
+        )
+        .await?;
+    }
     if json_out {
         println!("{}", serde_json::to_string(&report)?);
     } else {
