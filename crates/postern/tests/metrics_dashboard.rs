@@ -80,9 +80,7 @@ fn exprs(dashboard: &Value) -> Vec<String> {
 fn the_dashboard_queries_only_what_the_server_exposes() {
     run_blocking(async {
         let app = App::spawn(Backend::Sqlite, &[]);
-        let (code, v) = app
-            .send(&app.key, simple_message("bob@example.org"))
-            .await;
+        let (code, v) = app.send(&app.key, simple_message("bob@example.org")).await;
         assert_eq!(code, 202);
         app.wait_status(v["id"].as_str().unwrap(), "delivered", 30)
             .await;
@@ -98,13 +96,14 @@ fn the_dashboard_queries_only_what_the_server_exposes() {
         };
         let fams = families(&metrics);
 
-        let text = std::fs::read_to_string(workspace_root().join("deploy/grafana/postern.json"))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(workspace_root().join("deploy/grafana/postern.json")).unwrap();
         let dash: Value = serde_json::from_str(&text).unwrap();
         let vars = dash["templating"]["list"].as_array().unwrap();
         assert!(
-            vars.iter()
-                .any(|v| v["type"] == "datasource" && v["query"] == "prometheus" && v["name"] == "datasource"),
+            vars.iter().any(|v| v["type"] == "datasource"
+                && v["query"] == "prometheus"
+                && v["name"] == "datasource"),
             "a Prometheus datasource variable: {vars:?}"
         );
         let mut queried = Vec::new();
@@ -142,9 +141,13 @@ fn the_dashboard_queries_only_what_the_server_exposes() {
                 && l.contains(&format!("tenant_id=\"{tenant_id}\""))
         });
         assert!(delivered.is_some_and(|l| l.ends_with(" 1")), "{metrics}");
-        assert!(metrics.lines().any(|l| l.starts_with("postern_messages_total{")
-            && l.contains("outcome=\"accepted\"")
-            && l.ends_with(" 1")));
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("postern_messages_total{")
+                    && l.contains("outcome=\"accepted\"")
+                    && l.ends_with(" 1"))
+        );
         assert!(metrics.contains("postern_delivery_seconds_count{provider=\"local\"} 1"));
         assert!(metrics.contains("postern_pauses_active{scope=\"all\"} 0"));
     });
