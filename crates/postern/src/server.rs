@@ -269,6 +269,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
                 clock.clone(),
                 metrics.clone(),
                 stop_rx.clone(),
+                Arc::new(cfg.clone()),
             ),
             spawn_prober(
                 dispatch.clone(),
@@ -469,13 +470,20 @@ fn spawn_health_watcher(
     clock: SharedClock,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
+    cfg: Arc<Config>,
 ) -> JoinHandle<()> {
     use crate::providers::health::HealthState;
-    for v in dispatch.health.views() {
+    let views = dispatch.health.views();
+    for v in &views {
         metrics.set_provider_health(&v.provider, v.state);
     }
     let mut changes = dispatch.health.subscribe();
     tokio::spawn(async move {
+        // The status page and `broadcast` read health from the store.
+        if let Err(e) = crate::status::record_all_health(&store, &cfg, &views, clock.now_ms()).await
+        {
+            tracing::warn!(error = %e, "recording provider health failed");
+        }
         loop {
             let t = tokio::select! {
                 t = changes.recv() => t,
@@ -488,6 +496,19 @@ fn spawn_health_watcher(
             };
             metrics.set_provider_health(&t.provider, t.to);
             metrics.provider_state_changed(&t.provider, t.to);
+            if let Err(e) = crate::status::record_health(
+                &store,
+                &cfg,
+                &t.provider,
+                t.to,
+                t.at,
+                &t.reason,
+                clock.now_ms(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "recording provider health failed");
+            }
             if matches!(t.to, HealthState::Down | HealthState::Suspended)
                 && let Err(e) = store.pull_forward(&t.provider, None, clock.now_ms()).await
             {

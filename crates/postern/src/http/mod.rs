@@ -7,6 +7,7 @@ mod feedback;
 mod leaks;
 mod messages;
 mod ops;
+mod status;
 
 use std::sync::Arc;
 
@@ -53,6 +54,9 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(admin::routes())
+        .route("/status", get(status::html))
+        .route("/status.json", get(status::json))
+        .route("/status/feed.atom", get(status::atom))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -584,9 +584,17 @@ impl Worker {
                 };
                 let (w, tx) = (this.clone(), done_tx.clone());
                 tokio::spawn(async move {
+                    let (tenant, started) = (msg.tenant_id.clone(), std::time::Instant::now());
                     let c = deliver_one(msg, &w.dispatch, &w.policy, &w.clock).await;
                     w.metrics
                         .delivery_outcome(c.provider.as_deref().unwrap_or(""), c.status.as_str());
+                    w.metrics.attempt(
+                        &tenant,
+                        c.provider.as_deref(),
+                        c.status.as_str(),
+                        started.elapsed(),
+                        c.at - c.created_at,
+                    );
                     let _ = tx.send(c);
                     drop(permit);
                 });
