@@ -120,6 +120,52 @@ pub struct FeedbackConfig {
     /// Where the bounce listener (SMTP, no AUTH, only mail to `bounce_domain`) listens.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// `POST /v1/feedback/ses`: SNS notifications from Amazon SES.
+    #[serde(default)]
+    pub ses: SesFeedbackConfig,
+}
+
+/// How SNS messages to `POST /v1/feedback/ses` are authenticated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesFeedbackConfig {
+    /// Hosts `SigningCertURL` and `SubscribeURL` may point to; empty: any
+    /// `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`).
+    #[serde(default)]
+    pub allowed_cert_hosts: Vec<String>,
+    /// Topics accepted; empty: any topic.
+    #[serde(default)]
+    pub topic_arns: Vec<String>,
+    /// Messages older than this (by their `Timestamp`) are refused.
+    #[serde(default = "default_sns_max_age")]
+    pub max_age_secs: u64,
+    /// Signing certificates kept in memory.
+    #[serde(default = "default_sns_cert_cache")]
+    pub cert_cache_size: usize,
+    /// PEM roots trusted for fetching certificates, besides the public ones (a private
+    /// SNS-compatible endpoint).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SesFeedbackConfig {
+    fn default() -> Self {
+        Self {
+            allowed_cert_hosts: Vec::new(),
+            topic_arns: Vec::new(),
+            max_age_secs: default_sns_max_age(),
+            cert_cache_size: default_sns_cert_cache(),
+            ca_file: None,
+        }
+    }
+}
+
+fn default_sns_max_age() -> u64 {
+    3600
+}
+
+fn default_sns_cert_cache() -> usize {
+    16
 }
 
 /// What goes on a tenant's suppression list by itself.
@@ -623,6 +669,9 @@ impl Config {
         if let Some(p) = self.smtp.tls_key.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.feedback.ses.ca_file.as_mut() {
+            fix(p);
+        }
         for p in self.providers.values_mut() {
             if let ProviderConfig::File { dir } = p {
                 fix(dir);
@@ -821,6 +870,14 @@ fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()>
             .as_table_mut()
             .context("provider is not a table")?;
         p.insert(field.to_owned(), value);
+    } else if let Some(field) = rest.strip_prefix("ses_").filter(|_| section == "feedback") {
+        // POSTERN_FEEDBACK_SES_<KEY>: the [feedback.ses] table.
+        table
+            .entry("ses")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .context("[feedback] ses is not a table")?
+            .insert(field.to_owned(), value);
     } else {
         table.insert(rest.to_owned(), value);
     }

@@ -120,6 +120,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
+        sns: crate::feedback::sns::SnsVerifier::new(cfg.feedback.ses.clone())?,
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await

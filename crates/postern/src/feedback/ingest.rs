@@ -61,6 +61,17 @@ pub async fn ingest(
     now: i64,
 ) -> Result<Vec<Applied>, IngestError> {
     let readings = classify(raw)?;
+    Ok(apply(store, readings, origin, policy, now).await?)
+}
+
+/// Records readings however they were read (a returned message, an SES notification).
+pub async fn apply(
+    store: &Store,
+    readings: Vec<Reading>,
+    origin: &Origin<'_>,
+    policy: &SuppressionConfig,
+    now: i64,
+) -> Result<Vec<Applied>, StoreError> {
     let mut out = Vec::with_capacity(readings.len());
     for r in readings {
         let sent = find_message(store, &r, origin).await?;

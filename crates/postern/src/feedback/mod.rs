@@ -25,6 +25,8 @@ mod phrases;
 mod reason;
 mod reasons;
 mod rhost;
+pub mod ses;
+pub mod sns;
 
 pub use reason::Reason;
 

@@ -2,6 +2,8 @@
 //! database, and real peers (aiosmtpd, PostgreSQL).
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
