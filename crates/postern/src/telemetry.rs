@@ -27,6 +27,7 @@ struct Inner {
     state_changes: Family<Labels, Counter>,
     feedback: Family<Labels, Counter>,
     guard_actions: Family<Labels, Counter>,
+    rates: crate::feedback::rates::RateMetrics,
 }
 
 /// Cheap to clone; every clone updates the same registry.
@@ -114,7 +115,9 @@ impl Metrics {
             "Guard detections, by signal and action (hold, alert)",
             guard_actions.clone(),
         );
+        let rates = crate::feedback::rates::RateMetrics::register(&mut registry);
         Self(Arc::new(Inner {
+            rates,
             registry,
             accepted,
             deliveries,
@@ -229,6 +232,11 @@ impl Metrics {
                 ("state".into(), to.as_str().into()),
             ])
             .inc();
+    }
+
+    /// Rolling feedback rates and orphan feedback by domain.
+    pub fn rates(&self) -> &crate::feedback::rates::RateMetrics {
+        &self.0.rates
     }
 
     pub fn feedback(&self, kind: &str, matched: bool) {

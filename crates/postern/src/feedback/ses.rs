@@ -16,12 +16,17 @@ pub fn classify_notification(doc: &Value) -> Result<Vec<Reading>, ClassifyError>
     let mail = doc.get("mail").unwrap_or(&Value::Null);
     let (message_id, postern) = mail_ids(mail);
     let hosts = Hosts::default();
+    let from = mail
+        .get("source")
+        .and_then(Value::as_str)
+        .and_then(super::address::header_address);
     Ok(deliveries
         .into_iter()
         .map(|d| {
             let mut reading = finish(d, &hosts);
             reading.original_message_id = message_id.clone();
             reading.postern_headers = postern.clone();
+            reading.original_from = from.clone();
             reading
         })
         .collect())

@@ -66,6 +66,7 @@ pub(super) async fn ses(
         tenant_id: None,
         verp_message_id: None,
         guard: st.guard.as_ref(),
+        metrics: Some(&st.metrics),
     };
     let applied = apply(
         &st.store,
@@ -83,10 +84,6 @@ pub(super) async fn ses(
         )
     })?;
     st.sns.mark_seen(&msg.message_id);
-    for a in &applied {
-        st.metrics
-            .feedback(&a.record.kind, a.record.message_id.is_some());
-    }
     let matched = applied
         .iter()
         .filter(|a| a.record.message_id.is_some())

@@ -54,6 +54,7 @@ pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoRespons
     if let Ok(counts) = st.store.count_by_status().await {
         st.metrics.set_queue_depth(&counts);
     }
+    st.metrics.rates().publish(st.clock.now_ms());
     (
         [(
             header::CONTENT_TYPE,
