@@ -49,6 +49,15 @@ pub struct HttpConfig {
     /// Largest accepted request body (and so message), in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_body_bytes: usize,
+    /// PEM certificate chain and key: HTTPS instead of HTTP (reloaded on SIGHUP).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (API keys then cross the network
+    /// in the clear; only behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -553,6 +562,9 @@ impl Default for HttpConfig {
         Self {
             listen: default_http_listen(),
             max_body_bytes: default_max_message_bytes(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -663,6 +675,12 @@ impl Config {
             }
         };
         fix(&mut self.data_dir);
+        for p in [&mut self.http.tls_cert, &mut self.http.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
         if let Some(p) = self.smtp.tls_cert.as_mut() {
             fix(p);
         }
@@ -723,6 +741,19 @@ impl Config {
                 where_set(text, "feedback.bounce_domain")
             );
         }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            bail!(
+                "{}: [http] tls_cert and tls_key go together (both or neither)",
+                where_set(
+                    text,
+                    if self.http.tls_cert.is_some() {
+                        "http.tls_cert"
+                    } else {
+                        "http.tls_key"
+                    }
+                )
+            );
+        }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
             bail!(
                 "{}: [queue] concurrency and commit_batch must be at least 1",
@@ -736,6 +767,21 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("postern.db").display()))
+    }
+
+    /// Plain HTTP only on loopback, unless `[http] allow_plaintext` says otherwise: API keys
+    /// and admin tokens must not cross a network in the clear.
+    pub fn check_http_exposure(&self) -> anyhow::Result<()> {
+        let h = &self.http;
+        if h.tls_cert.is_none() && !h.listen.ip().is_loopback() && !h.allow_plaintext {
+            bail!(
+                "[http] listen = \"{}\" is not a loopback address and [http] has no tls_cert/tls_key: \
+                 refusing to serve plain HTTP there (set [http] tls_cert and tls_key, or \
+                 [http] allow_plaintext = true behind a TLS-terminating proxy)",
+                h.listen
+            );
+        }
+        Ok(())
     }
 
     pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
@@ -898,6 +944,30 @@ fn parse_env_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        let load = |toml: &str| Config::from_toml_and_env(toml, []).unwrap();
+        assert!(load("").check_http_exposure().is_ok());
+        let open = load("[http]\nlisten = \"0.0.0.0:8025\"\n");
+        let err = open.check_http_exposure().unwrap_err().to_string();
+        assert!(
+            err.contains("[http] listen") && err.contains("allow_plaintext"),
+            "{err}"
+        );
+        let allowed = load("[http]\nlisten = \"0.0.0.0:8025\"\nallow_plaintext = true\n");
+        assert!(allowed.check_http_exposure().is_ok());
+        let tls =
+            load("[http]\nlisten = \"[::]:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        assert!(tls.check_http_exposure().is_ok());
+        let err = Config::from_toml_and_env("[http]\ntls_cert = \"c.pem\"\n", [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2, `http.tls_cert`") && err.contains("tls_key"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn empty_config_is_the_embedded_default() {

@@ -6,6 +6,7 @@ mod feedback;
 mod feedback_ses;
 mod messages;
 mod ops;
+pub mod tls;
 
 use std::sync::Arc;
 
