@@ -4,6 +4,7 @@
 mod error;
 mod feedback;
 mod feedback_ses;
+mod leaks;
 mod messages;
 mod ops;
 pub mod tls;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub guard: Option<crate::guard::Guard>,
     /// Authenticates `POST /v1/feedback/ses` (certificate cache, seen message ids).
     pub sns: crate::feedback::sns::SnsVerifier,
+    /// Public keys leak reports are signed with.
+    pub leaks: crate::leaks::LeakVerifier,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
@@ -47,6 +50,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/feedback/raw", post(feedback::raw))
         .route("/v1/feedback/ses", post(feedback_ses::ses))
+        .route("/v1/keys/leaked", post(leaks::leaked))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -3,10 +3,13 @@
 //! only what differs (connection setup, schema, claiming).
 
 mod alerts;
+mod audit;
 mod feedback;
+mod leaks;
 mod pauses;
 mod postgres;
 mod routes;
+mod secrets;
 mod sqlite;
 pub mod suppressions;
 
@@ -14,6 +17,7 @@ pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use secrets::SecretRow;
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -712,6 +716,14 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 8,
+                sql: include_str!("audit.sql").to_owned(),
+            },
+            Migration {
+                version: 9,
+                sql: include_str!("secrets.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
