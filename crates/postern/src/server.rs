@@ -126,6 +126,17 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         guard: guard.clone(),
         sns: crate::feedback::sns::SnsVerifier::new(cfg.feedback.ses.clone())?,
         leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
+        admin: crate::http::admin::AdminContext {
+            logins: crate::admin::Logins::new(
+                store.clone(),
+                clock.clone(),
+                cfg.admin.clone(),
+                crate::admin::login::keyring(&cfg.secrets)
+                    .context("loading the KEK that seals admin TOTP secrets")?,
+            ),
+            config: Arc::new(cfg.clone()),
+            health: dispatch.health.clone(),
+        },
     });
     let mut certs = Vec::new();
     let https = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
