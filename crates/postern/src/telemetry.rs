@@ -32,6 +32,7 @@ struct Inner {
     pauses: Family<Labels, Gauge>,
     delivery_seconds: Family<Labels, Histogram>,
     attempt_seconds: Histogram,
+    rates: crate::feedback::rates::RateMetrics,
 }
 
 /// Cheap to clone; every clone updates the same registry.
@@ -151,7 +152,9 @@ impl Metrics {
             "Duration of one delivery attempt (every provider it walked)",
             attempt_seconds.clone(),
         );
+        let rates = crate::feedback::rates::RateMetrics::register(&mut registry);
         Self(Arc::new(Inner {
+            rates,
             registry,
             accepted,
             deliveries,
@@ -271,6 +274,11 @@ impl Metrics {
                 ("state".into(), to.as_str().into()),
             ])
             .inc();
+    }
+
+    /// Rolling feedback rates and orphan feedback by domain.
+    pub fn rates(&self) -> &crate::feedback::rates::RateMetrics {
+        &self.0.rates
     }
 
     pub fn feedback(&self, kind: &str, matched: bool) {

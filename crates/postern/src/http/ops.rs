@@ -62,6 +62,7 @@ pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoRespons
         let kinds: Vec<&str> = ps.iter().map(|p| p.scope.kind()).collect();
         st.metrics.set_pauses(&kinds);
     }
+    st.metrics.rates().publish(st.clock.now_ms());
     (
         [(
             header::CONTENT_TYPE,
