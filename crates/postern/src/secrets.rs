@@ -27,7 +27,8 @@ const NONCE_LEN: usize = 12;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// `[secrets]` in postern.toml: where the KEK (and, during a rotation, the previous one) is.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `Debug` leaves out the commands (a vault client's command line may carry a token).
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
     /// A file holding the KEK: base64 of 32 bytes.
@@ -45,6 +46,20 @@ pub struct SecretsConfig {
     pub previous_kek_env: Option<String>,
     #[serde(default)]
     pub previous_kek_command: Option<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cmd = |c: &Option<String>| c.as_ref().map(|_| "[command]");
+        f.debug_struct("SecretsConfig")
+            .field("kek_file", &self.kek_file)
+            .field("kek_env", &self.kek_env)
+            .field("kek_command", &cmd(&self.kek_command))
+            .field("previous_kek_file", &self.previous_kek_file)
+            .field("previous_kek_env", &self.previous_kek_env)
+            .field("previous_kek_command", &cmd(&self.previous_kek_command))
+            .finish()
+    }
 }
 
 /// Where a KEK comes from.
@@ -443,6 +458,30 @@ mod tests {
         assert!(both.open(&r).is_ok() && both.open(&r2).is_ok());
         // Debug shows no key material.
         assert!(!format!("{:?}", both.current).contains("[2, 2"));
+    }
+
+    #[test]
+    fn the_sections_parse_and_typos_name_their_line() {
+        let cfg = Config::from_toml_and_env(
+            "[secrets]\nkek_env = \"MAILGW_KEK\"\nkek_command = \"vault read -token=abc\"\n\
+             [audit]\nhead_file = \"/var/log/postern-audit-head\"\n\
+             [leaks]\npublic_keys = [{ id = \"k\", pem = \"x\" }]\n",
+            [],
+        )
+        .unwrap();
+        assert_eq!(cfg.secrets.kek_env.as_deref(), Some("MAILGW_KEK"));
+        assert!(
+            !format!("{cfg:?}").contains("abc"),
+            "a KEK command in Debug"
+        );
+        assert!(
+            KekSource::pick(&None, &cfg.secrets.kek_env, &cfg.secrets.kek_command, "kek").is_err()
+        );
+        assert_eq!(cfg.leaks.public_keys[0].id, "k");
+        let e = Config::from_toml_and_env("[secrets]\nkek_fil = \"k\"\n", [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("kek_fil"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(super) async fn secrets(
         SecretsCmd::Set { name } => {
             crate::secrets::check_name(&name)?;
             let keys = Keyring::from_config(&cfg.secrets)?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("Type the secret, then Ctrl-D (it is not echoed to any log):");
+            }
             let mut value = secrecy::zeroize::Zeroizing::new(Vec::new());
             std::io::stdin()
                 .read_to_end(&mut value)
