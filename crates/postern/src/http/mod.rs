@@ -2,6 +2,7 @@
 //! HTTP layer never talks to a provider.
 
 pub mod admin;
+mod console;
 mod error;
 mod feedback;
 mod messages;
@@ -49,6 +50,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(admin::routes())
+        .merge(console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -46,7 +46,7 @@ pub(super) struct LimitQuery {
 }
 
 /// A tenant named in a request, within what this admin may touch.
-async fn tenant_of(
+pub(in crate::http) async fn tenant_of(
     st: &AppState,
     admin: &Admin,
     name: Option<&str>,
@@ -55,7 +55,7 @@ async fn tenant_of(
     Ok(ops::tenant_if(&st.store, name).await?)
 }
 
-async fn required_tenant(
+pub(in crate::http) async fn required_tenant(
     st: &AppState,
     admin: &Admin,
     name: &str,
@@ -140,7 +140,7 @@ pub(super) async fn create_key(
 }
 
 /// A key this admin may act on.
-async fn own_key(
+pub(in crate::http) async fn own_key(
     st: &AppState,
     admin: &Admin,
     id: &str,
@@ -291,7 +291,7 @@ pub(super) async fn providers(State(st): State<Arc<AppState>>, _admin: Admin) ->
 // ---- pauses and held messages -----------------------------------------------------------
 
 /// A pause scope this admin may use: a tenant-admin only its tenant or one of its keys.
-async fn scope_of(
+pub(in crate::http) async fn scope_of(
     st: &AppState,
     admin: &Admin,
     req: &PauseRequest,
@@ -313,6 +313,14 @@ async fn scope_of(
 }
 
 pub(super) async fn pauses(State(st): State<Arc<AppState>>, admin: Admin) -> Reply {
+    Ok(Json(json!(visible_pauses(&st, &admin).await?)))
+}
+
+/// The pauses this admin may see: a tenant-admin those of its tenant and its keys.
+pub(in crate::http) async fn visible_pauses(
+    st: &AppState,
+    admin: &Admin,
+) -> Result<Vec<Pause>, ApiError> {
     let mut out = Vec::new();
     for p in st.store.pauses().await? {
         let visible = match &p.scope {
@@ -327,7 +335,7 @@ pub(super) async fn pauses(State(st): State<Arc<AppState>>, admin: Admin) -> Rep
             out.push(p);
         }
     }
-    Ok(Json(json!(out)))
+    Ok(out)
 }
 
 pub(super) async fn pause(
@@ -386,7 +394,7 @@ pub(super) async fn held(
     Ok(Json(json!({"total": total, "messages": list})))
 }
 
-async fn held_action(
+pub(in crate::http) async fn held_action(
     st: &AppState,
     admin: &Admin,
     req: &HeldActionRequest,
@@ -428,7 +436,7 @@ pub(super) async fn purge(
     Ok(Json(json!({"purged": n, "by": admin.who.actor})))
 }
 
-fn held_label(r: &HeldActionRequest) -> String {
+pub(in crate::http) fn held_label(r: &HeldActionRequest) -> String {
     match (&r.tenant, &r.key) {
         (None, None) => "all".into(),
         (t, k) => format!(
@@ -535,10 +543,18 @@ pub(super) async fn alerts(
     q: Result<Query<LimitQuery>, QueryRejection>,
 ) -> Reply {
     let q = query(q)?;
-    let mut list = st
-        .store
-        .alerts(q.limit.unwrap_or(50).clamp(1, 10_000))
-        .await?;
+    Ok(Json(json!(
+        visible_alerts(&st, &admin, q.limit.unwrap_or(50)).await?
+    )))
+}
+
+/// The newest guard alerts this admin may see: a tenant-admin those about its tenant and keys.
+pub(in crate::http) async fn visible_alerts(
+    st: &AppState,
+    admin: &Admin,
+    limit: i64,
+) -> Result<Vec<crate::store::Alert>, ApiError> {
+    let mut list = st.store.alerts(limit.clamp(1, 10_000)).await?;
     if admin.who.tenant.is_some() {
         let mut visible = Vec::new();
         for a in list {
@@ -557,5 +573,5 @@ pub(super) async fn alerts(
         }
         list = visible;
     }
-    Ok(Json(json!(list)))
+    Ok(list)
 }
