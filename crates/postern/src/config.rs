@@ -37,6 +37,7 @@ pub struct Config {
     pub guard: crate::guard::GuardConfig,
     #[serde(default)]
     pub admin: crate::admin::AdminConfig,
+    #[serde(default)]
     pub audit: crate::audit::AuditConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.

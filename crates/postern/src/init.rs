@@ -42,6 +42,14 @@ dir = "./postern-data/outbox"
 
 [routes]
 default = ["local"]
+
+# [admin]                    # admin logins (POST /admin/v1/login): password + TOTP
+# session_ttl = "12h"        # a session ends this long after login
+# session_idle = "30m"       # ... or when unused this long
+# max_failures = 5           # failed logins in a row that lock an account
+# lockout = "15m"            # for this long; also the window of the per-address limit
+# ip_max_failures = 20       # failed logins from one address within `lockout`
+# secure_cookie = false      # true when admins reach Postern over HTTPS
 "#;
 
 /// What `init` created, printed once.

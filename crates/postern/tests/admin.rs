@@ -14,8 +14,8 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 fn spawn(backend: Backend, env: &[(&str, &str)]) -> (App, String) {
     let app = App::spawn(backend, env);
-    // `init` printed the owner's one-time password; it is in the init output only, so add
-    // an owner of our own the same way an operator would.
+    // A second owner, added the way an operator would (`postern init`'s own is tested in
+    // the login flow).
     let v: Value =
         serde_json::from_str(&app.cli(&["--json", "admin", "add", "root", "--role", "owner"]))
             .unwrap();
@@ -85,6 +85,22 @@ async fn get(app: &App, path: &str, auth: &str) -> (u16, Value) {
     (s, v)
 }
 
+/// The audit log, one JSON object per entry.
+fn audit_log(app: &App) -> Vec<Value> {
+    app.cli(&["audit", "export"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Entries for an action, as (actor, target, outcome or reason).
+fn audited(app: &App, action: &str) -> Vec<Value> {
+    audit_log(app)
+        .into_iter()
+        .filter(|e| e["action"] == action)
+        .collect()
+}
+
 const NEW_PASSWORD: &str = "correct horse battery staple";
 
 /// First login and enrolment; returns (TOTP secret, recovery codes, session cookie).
@@ -133,7 +149,15 @@ fn wrong_code(secret: &str) -> String {
 }
 
 async fn login_flow(backend: Backend) {
-    let (app, otp) = spawn(backend, &[]);
+    // The owner `postern init` created, on the one-time password it printed.
+    let app = App::spawn(backend, &[]);
+    let otp = app.admin_password.clone();
+    let list: Value = serde_json::from_str(&app.cli(&["--json", "admin", "list"])).unwrap();
+    assert_eq!(list[0]["username"], "admin", "{list}");
+    assert_eq!(
+        (list[0]["role"].as_str(), list[0]["pending"].as_bool()),
+        (Some("owner"), Some(true))
+    );
     // Before enrolment: no session, whatever is sent.
     let (s, v) = get(&app, "/admin/v1/me", "").await;
     assert_eq!(
@@ -146,7 +170,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": otp}),
+        json!({"user": "admin", "password": otp}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -155,7 +179,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/enrol",
         "",
-        json!({"user": "root", "password": otp, "totp": wrong_code(&secret), "new_password": NEW_PASSWORD}),
+        json!({"user": "admin", "password": otp, "totp": wrong_code(&secret), "new_password": NEW_PASSWORD}),
     )
     .await;
     assert_eq!(
@@ -167,7 +191,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/enrol",
         "",
-        json!({"user": "root", "password": otp, "totp": totp(&secret).generate(now_secs()), "new_password": "short"}),
+        json!({"user": "admin", "password": otp, "totp": totp(&secret).generate(now_secs()), "new_password": "short"}),
     )
     .await;
     assert_eq!(s, 422, "{v}");
@@ -180,12 +204,12 @@ async fn login_flow(backend: Backend) {
     );
 
     // A fresh enrolment (a new login replaces the unfinished one), then activation.
-    let (secret, codes, cookie) = enrol(&app, "root", &otp).await;
+    let (secret, codes, cookie) = enrol(&app, "admin", &otp).await;
     let (s, v) = get(&app, "/admin/v1/me", &cookie).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["actor"].as_str(), v["role"].as_str()),
-        (Some("admin:root"), Some("owner"))
+        (Some("admin:admin"), Some("owner"))
     );
 
     // The one-time password is gone; the new one needs a second factor.
@@ -193,7 +217,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": otp}),
+        json!({"user": "admin", "password": otp}),
     )
     .await;
     assert_eq!(s, 401);
@@ -201,7 +225,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": NEW_PASSWORD}),
+        json!({"user": "admin", "password": NEW_PASSWORD}),
     )
     .await;
     assert_eq!(
@@ -213,7 +237,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "password": NEW_PASSWORD, "totp": wrong_code(&secret)}),
+        json!({"user": "admin", "password": NEW_PASSWORD, "totp": wrong_code(&secret)}),
     )
     .await;
     assert_eq!(
@@ -223,7 +247,7 @@ async fn login_flow(backend: Backend) {
     );
     // The next step's code is within the allowed drift; it works once.
     let next = totp(&secret).generate(now_secs() + 30);
-    let body = json!({"user": "root", "password": NEW_PASSWORD, "totp": next});
+    let body = json!({"user": "admin", "password": NEW_PASSWORD, "totp": next});
     let (s, v, c2) = call(&app, "POST", "/admin/v1/login", "", Some(body.clone())).await;
     assert_eq!(s, 200, "{v}");
     let c2 = c2.unwrap();
@@ -231,8 +255,7 @@ async fn login_flow(backend: Backend) {
     assert_eq!(s, 401, "a TOTP code was accepted twice");
 
     // A recovery code works once.
-    let rc =
-        json!({"user": "root", "password": NEW_PASSWORD, "recovery_code": codes[3].to_uppercase()});
+    let rc = json!({"user": "admin", "password": NEW_PASSWORD, "recovery_code": codes[3].to_uppercase()});
     let (s, v) = post(&app, "/admin/v1/login", "", rc.clone()).await;
     assert_eq!(s, 200, "{v}");
     let (s, _) = post(&app, "/admin/v1/login", "", rc).await;
@@ -241,7 +264,7 @@ async fn login_flow(backend: Backend) {
     // The cookie is HttpOnly and SameSite=Strict; logout ends the session.
     let resp = reqwest::Client::new()
         .post(app.url("/admin/v1/login"))
-        .json(&json!({"user": "root", "password": NEW_PASSWORD, "recovery_code": codes[4]}))
+        .json(&json!({"user": "admin", "password": NEW_PASSWORD, "recovery_code": codes[4]}))
         .send()
         .await
         .unwrap();
@@ -265,7 +288,7 @@ async fn login_flow(backend: Backend) {
         &app,
         "/admin/v1/login",
         "",
-        json!({"user": "root", "pasword": "x"}),
+        json!({"user": "admin", "pasword": "x"}),
     )
     .await;
     assert_eq!(
@@ -319,6 +342,14 @@ async fn lockout(backend: Backend) {
         .find(|a| a["username"] == "root")
         .unwrap();
     assert!(root["locked_until"].is_i64(), "{root}");
+
+    let locked = audited(&app, "admin.login");
+    assert!(
+        locked
+            .iter()
+            .any(|e| e["detail"]["outcome"] == "locked" && e["actor"] == "admin:root"),
+        "{locked:?}"
+    );
 
     // After the lockout it works again.
     tokio::time::sleep(Duration::from_millis(5_300)).await;
@@ -593,6 +624,26 @@ async fn roles(backend: Backend) {
     .await;
     assert_eq!(s, 200);
 
+    // Changes are recorded under the token or account that made them; refused ones are not.
+    let pauses = audited(&app, "pause");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(
+        pauses[0]["actor"].as_str().unwrap(),
+        format!("token:{}", acme.split('_').nth(2).unwrap())
+    );
+    assert_eq!(pauses[0]["source_ip"], "127.0.0.1");
+    assert_eq!(pauses[0]["reason"], "check");
+    let tokens = audited(&app, "token.create");
+    assert!(
+        tokens.iter().any(|e| e["actor"] == "admin:root"),
+        "{tokens:?}"
+    );
+    assert!(
+        audited(&app, "tenant.add")
+            .iter()
+            .all(|e| !e["target"].as_str().unwrap().contains("initech"))
+    );
+
     // Revoked and malformed tokens are refused.
     let acme_id = acme.split('_').nth(2).unwrap().to_owned();
     app.cli(&["admin", "token", "revoke", &acme_id]);
@@ -673,6 +724,20 @@ async fn operations(backend: Backend) {
     .await;
     assert_eq!((s, v["released"].as_i64()), (200, Some(1)), "{v}");
     wait_status(&app, &key, &id, "delivered").await;
+    // A purge through the API names the token and the reason, on the message and in the log.
+    let acme = json!({"scope": "tenant", "target": "acme"});
+    let (s, _) = post(&app, "/admin/v1/pause", &op, acme.clone()).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = app.send(&key, simple_message("carol@example.org")).await;
+    assert_eq!(v["status"], "held", "{v}");
+    let purged_id = v["id"].as_str().unwrap().to_owned();
+    let purge = json!({"tenant": "acme", "reason": "spam run"});
+    let (s, v) = post(&app, "/admin/v1/held/purge", &op, purge).await;
+    assert_eq!((s, v["purged"].as_i64()), (200, Some(1)), "{v}");
+    wait_status(&app, &key, &purged_id, "purged").await;
+    let (s, _) = post(&app, "/admin/v1/resume", &op, acme).await;
+    assert_eq!(s, 200);
 
     // Suppressions: add, list, send (suppressed), remove.
     let (s, v) = post(
@@ -841,6 +906,36 @@ async fn operations(backend: Backend) {
     );
     let (s, _) = get(&app, "/admin/v1/alerts", &op).await;
     assert_eq!(s, 200);
+
+    // Every change above is in the audit log under the token, from this address.
+    let op_actor = format!("token:{}", op.split('_').nth(2).unwrap());
+    let log = audit_log(&app);
+    for action in [
+        "pause",
+        "resume",
+        "held.purge",
+        "suppression.add",
+        "suppression.remove",
+        "suppression.import",
+        "key.create",
+        "key.rotate",
+        "key.revoke",
+    ] {
+        // (The CLI's own acts in this test are recorded as `cli:<user>`, without an address.)
+        let found = log.iter().any(|e| {
+            e["action"] == action
+                && e["actor"] == op_actor.as_str()
+                && e["source_ip"] == "127.0.0.1"
+        });
+        assert!(found, "no {action} by {op_actor} in {log:?}");
+    }
+    let purge = log.iter().find(|e| e["action"] == "held.purge").unwrap();
+    assert_eq!(
+        (purge["reason"].as_str(), purge["target"].as_str()),
+        (Some("spam run"), Some("tenant:acme"))
+    );
+    // Refused requests changed nothing and recorded nothing.
+    assert!(!log.iter().any(|e| e["action"] == "route.move"), "{log:?}");
 }
 
 #[test]
@@ -911,5 +1006,14 @@ fn route_move_through_the_api_moves_deferred_messages_and_undoes() {
         assert_eq!((s, v["in_force"].as_bool()), (200, Some(false)), "{v}");
         let (_, v) = get(&app, "/admin/v1/routes", &op).await;
         assert_eq!(v["moves"], json!([]), "{v}");
+        let moves = audited(&app, "route.move");
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert_eq!(
+            (
+                moves[0]["target"].as_str(),
+                moves[0]["detail"]["in_force"].as_bool()
+            ),
+            (Some("provider:primary"), Some(true))
+        );
     });
 }

@@ -361,6 +361,11 @@ impl Logins {
         if a.disabled_at.is_some() {
             return Err(AccessError::Disabled);
         }
+        // Put back on a one-time password (`init --force`): its old sessions are over.
+        if a.pending {
+            self.store.end_session(&id, now).await?;
+            return Err(AccessError::Session);
+        }
         self.store.touch_session(&id, now).await?;
         Ok(principal(&a))
     }

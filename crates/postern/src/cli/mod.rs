@@ -191,7 +191,7 @@ fn print_init(r: &InitReport, json_out: bool) {
     println!("Wrote {}", r.config.display());
     println!("Admin user:      {}", r.admin_user);
     println!(
-        "Admin password:  {}   (shown once; change it at first login)",
+        "Admin password:  {}   (one-time: the first login enrols TOTP and sets your own)",
         r.admin_password
     );
     println!("Tenant:          {}", r.tenant);

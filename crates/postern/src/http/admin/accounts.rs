@@ -11,8 +11,8 @@ use postern_api::admin::{AddAdminRequest, CreateTokenRequest, EnrolRequest, Logi
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::{Admin, COOKIE, SourceIp, body, session_cookie};
-use crate::admin::login::{Factor, LoginOutcome, NewSession};
+use super::{Admin, COOKIE, SourceIp, audit_login, body, session_cookie};
+use crate::admin::login::{Factor, LoginError, LoginOutcome, NewSession};
 use crate::clock::rfc3339;
 use crate::http::{ApiError, AppState};
 
@@ -70,10 +70,12 @@ pub(super) async fn login(
     match result {
         Ok(LoginOutcome::Session(s)) => {
             tracing::info!(admin = %req.user, ip = ?ip, "admin login");
+            audit_login(&st, &req.user, ip, "success", None).await?;
             session_response(&st, &s)
         }
         Ok(LoginOutcome::Enrol(e)) => {
             tracing::info!(admin = %req.user, ip = ?ip, "admin enrolment started");
+            audit_login(&st, &req.user, ip, "enrolment_started", None).await?;
             Ok(Json(json!({
                 "status": "enrolment_required",
                 "enrolment": {
@@ -87,9 +89,27 @@ pub(super) async fn login(
         }
         Err(e) => {
             tracing::warn!(admin = %req.user, ip = ?ip, error = %e, "admin login refused");
-            Err(e.into())
+            refused(&st, &req.user, ip, e).await
         }
     }
+}
+
+/// A refused login or enrolment: recorded (a lockout as such), then answered.
+async fn refused(
+    st: &AppState,
+    user: &str,
+    ip: Option<std::net::IpAddr>,
+    e: LoginError,
+) -> Result<Response, ApiError> {
+    let outcome = match &e {
+        LoginError::Locked(_) => "locked",
+        LoginError::AddressLimited(_) => "address_limited",
+        LoginError::Store(_) => return Err(e.into()),
+        _ => "failure",
+    };
+    let e = ApiError::from(e);
+    audit_login(st, user, ip, outcome, Some(e.code)).await?;
+    Err(e)
 }
 
 pub(super) async fn enrol(
@@ -106,11 +126,12 @@ pub(super) async fn enrol(
     match result {
         Ok(s) => {
             tracing::info!(admin = %req.user, ip = ?ip, "admin enrolled TOTP; account active");
+            audit_login(&st, &req.user, ip, "enrolled", None).await?;
             session_response(&st, &s)
         }
         Err(e) => {
             tracing::warn!(admin = %req.user, ip = ?ip, error = %e, "admin enrolment refused");
-            Err(e.into())
+            refused(&st, &req.user, ip, e).await
         }
     }
 }
@@ -151,7 +172,16 @@ pub(super) async fn add(
     let password =
         crate::admin::add_admin(&st.store, &req.name, &req.role, req.tenant.as_deref(), now)
             .await?;
-    admin.changed("admin.add", &req.name, None);
+    let detail = json!({"role": req.role, "tenant": req.tenant});
+    admin
+        .audit(
+            &st,
+            "admin.add",
+            &format!("admin:{}", req.name),
+            None,
+            detail,
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -167,7 +197,15 @@ pub(super) async fn disable(
 ) -> Result<Json<Value>, ApiError> {
     admin.owner_only()?;
     crate::admin::disable_admin(&st.store, &name, st.clock.now_ms()).await?;
-    admin.changed("admin.disable", &name, None);
+    admin
+        .audit(
+            &st,
+            "admin.disable",
+            &format!("admin:{name}"),
+            None,
+            json!({}),
+        )
+        .await?;
     Ok(Json(json!({"name": name, "disabled": true})))
 }
 
@@ -196,7 +234,16 @@ pub(super) async fn create_token(
         st.clock.now_ms(),
     )
     .await?;
-    admin.changed("token.create", &rec.id, None);
+    let detail = json!({"name": rec.name, "role": rec.role, "tenant": rec.tenant, "expires_at": rec.expires_at});
+    admin
+        .audit(
+            &st,
+            "token.create",
+            &format!("token:{}", rec.id),
+            None,
+            detail,
+        )
+        .await?;
     let mut v = json!(rec);
     v["token"] = secret.expose().into();
     Ok((StatusCode::CREATED, Json(v)))
@@ -209,6 +256,8 @@ pub(super) async fn revoke_token(
 ) -> Result<Json<Value>, ApiError> {
     admin.owner_only()?;
     crate::admin::revoke_token(&st.store, &id, st.clock.now_ms()).await?;
-    admin.changed("token.revoke", &id, None);
+    admin
+        .audit(&st, "token.revoke", &format!("token:{id}"), None, json!({}))
+        .await?;
     Ok(Json(json!({"id": id, "revoked": true})))
 }

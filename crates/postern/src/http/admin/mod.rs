@@ -5,6 +5,7 @@
 //! reads and acts on its own tenant only (403 `tenant_forbidden` otherwise).
 
 mod accounts;
+pub(super) mod lists;
 pub(super) mod ops;
 
 use std::net::{IpAddr, SocketAddr};
@@ -67,12 +68,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/held/purge", post(ops::purge))
         .route(
             "/admin/v1/suppressions",
-            get(ops::suppressions).post(ops::suppress),
+            get(lists::suppressions).post(lists::suppress),
         )
-        .route("/admin/v1/suppressions/remove", post(ops::unsuppress))
-        .route("/admin/v1/suppressions/import", post(ops::import))
-        .route("/admin/v1/suppressions/export", get(ops::export))
-        .route("/admin/v1/alerts", get(ops::alerts))
+        .route("/admin/v1/suppressions/remove", post(lists::unsuppress))
+        .route("/admin/v1/suppressions/import", post(lists::import))
+        .route("/admin/v1/suppressions/export", get(lists::export))
+        .route("/admin/v1/alerts", get(lists::alerts))
 }
 
 // ---- errors -----------------------------------------------------------------------------
@@ -280,8 +281,50 @@ impl Admin {
         }
     }
 
-    /// Notes an admin change. Every mutation of the admin API goes through here.
-    pub fn changed(&self, action: &str, target: &str, reason: Option<&str>) {
-        tracing::info!(actor = %self.who.actor, ip = ?self.ip, action, target, reason, "admin change");
+    /// Records a change in the audit log, as `admin:<name>` or `token:<id>` from the request's
+    /// address. Every mutation of the admin API goes through here.
+    pub async fn audit(
+        &self,
+        st: &AppState,
+        action: &str,
+        target: &str,
+        reason: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let ip = self.ip.map(|i| i.to_string());
+        let ev = crate::audit::AuditEvent {
+            actor: &self.who.actor,
+            source_ip: ip.as_deref(),
+            action,
+            target,
+            reason,
+            detail,
+        };
+        crate::audit::record(&st.store, st.clock.now_ms(), ev).await?;
+        Ok(())
     }
+}
+
+/// Records a login attempt (success, failure, lockout, enrolment) in the audit log.
+pub(super) async fn audit_login(
+    st: &AppState,
+    user: &str,
+    ip: Option<IpAddr>,
+    outcome: &str,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    // The name as typed, bounded: a failed login may name anything.
+    let name: String = user.chars().take(64).collect();
+    let actor = format!("admin:{name}");
+    let ip = ip.map(|i| i.to_string());
+    let ev = crate::audit::AuditEvent {
+        actor: &actor,
+        source_ip: ip.as_deref(),
+        action: "admin.login",
+        target: &actor,
+        reason,
+        detail: serde_json::json!({"outcome": outcome}),
+    };
+    crate::audit::record(&st.store, st.clock.now_ms(), ev).await?;
+    Ok(())
 }

@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use postern_api::admin::{
     AddTenantRequest, CreateKeyRequest, HeldActionRequest, MoveRouteRequest, PauseRequest,
-    RotateKeyRequest, SetRouteRequest, SuppressionsRequest,
+    RotateKeyRequest, SetRouteRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,14 +19,13 @@ use crate::admin::ops;
 use crate::clock::rfc3339;
 use crate::guard::{Pause, PauseScope};
 use crate::http::{ApiError, AppState};
-use crate::store::Suppression;
 
-type Reply = Result<Json<Value>, ApiError>;
+pub(super) type Reply = Result<Json<Value>, ApiError>;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TenantQuery {
-    tenant: Option<String>,
+    pub(super) tenant: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -42,7 +39,7 @@ pub(super) struct HeldQuery {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LimitQuery {
-    limit: Option<i64>,
+    pub(super) limit: Option<i64>,
 }
 
 /// A tenant named in a request, within what this admin may touch.
@@ -86,7 +83,10 @@ pub(super) async fn add_tenant(
     admin.not_confined()?;
     let req = body(req)?;
     let t = ops::add_tenant(&st.store, &req.name, st.clock.now_ms()).await?;
-    admin.changed("tenant.add", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    admin
+        .audit(&st, "tenant.add", &target, None, json!({"id": t.id}))
+        .await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
@@ -133,7 +133,10 @@ pub(super) async fn create_key(
         expires_at,
     };
     let (rec, secret) = ops::create_key(&st.store, new, now).await?;
-    admin.changed("key.create", &rec.id, None);
+    let detail = json!({"tenant": rec.tenant, "scopes": rec.scopes, "policy": rec.policy, "expires_at": rec.expires_at, "description": rec.description});
+    admin
+        .audit(&st, "key.create", &format!("key:{}", rec.id), None, detail)
+        .await?;
     let mut v = json!(rec);
     v["secret"] = secret.expose().into();
     Ok((StatusCode::CREATED, Json(v)))
@@ -158,7 +161,9 @@ pub(super) async fn revoke_key(
     admin.may_change()?;
     let k = own_key(&st, &admin, &id).await?;
     st.store.revoke_key(&k.id, st.clock.now_ms()).await?;
-    admin.changed("key.revoke", &k.id, None);
+    admin
+        .audit(&st, "key.revoke", &format!("key:{}", k.id), None, json!({}))
+        .await?;
     Ok(Json(json!({"id": k.id, "revoked": true})))
 }
 
@@ -177,7 +182,10 @@ pub(super) async fn rotate_key(
     let now = st.clock.now_ms();
     let old_id = old.id.clone();
     let (new, secret) = ops::rotate_key(&st.store, old, grace_ms, now).await?;
-    admin.changed("key.rotate", &old_id, None);
+    let detail = json!({"successor": new.id, "grace_until": now + grace_ms});
+    admin
+        .audit(&st, "key.rotate", &format!("key:{old_id}"), None, detail)
+        .await?;
     Ok(Json(
         json!({"id": new.id, "secret": secret.expose(), "replaces": old_id, "old_key_works_until": rfc3339(now + grace_ms)}),
     ))
@@ -220,7 +228,10 @@ pub(super) async fn set_route(
         st.clock.now_ms(),
     )
     .await?;
-    admin.changed("route.set", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    admin
+        .audit(&st, "route.set", &target, None, json!({"route": list}))
+        .await?;
     Ok(Json(json!({"tenant": t.name, "route": list})))
 }
 
@@ -232,7 +243,10 @@ pub(super) async fn clear_route(
     admin.may_change()?;
     let t = required_tenant(&st, &admin, &tenant).await?;
     st.store.set_route(&t.id, &[], st.clock.now_ms()).await?;
-    admin.changed("route.clear", &t.name, None);
+    let target = format!("tenant:{}", t.name);
+    admin
+        .audit(&st, "route.clear", &target, None, json!({}))
+        .await?;
     Ok(Json(
         json!({"tenant": t.name, "route": st.admin.config.routes.default}),
     ))
@@ -255,15 +269,13 @@ pub(super) async fn move_route(
         st.clock.now_ms(),
     )
     .await?;
-    let scope = t.as_ref().map_or("all tenants", |t| t.name.as_str());
-    admin.changed(
-        "route.move",
-        &format!("{} -> {} ({scope})", req.from, req.to),
-        None,
-    );
-    Ok(Json(
-        json!({"from": req.from, "to": req.to, "tenant": t.map(|t| t.name), "in_force": m.is_some()}),
-    ))
+    let tenant = t.map(|t| t.name);
+    let detail = json!({"from": req.from, "to": req.to, "tenant": tenant, "in_force": m.is_some()});
+    let target = format!("provider:{}", req.from.trim());
+    admin
+        .audit(&st, "route.move", &target, None, detail.clone())
+        .await?;
+    Ok(Json(detail))
 }
 
 pub(super) async fn providers(State(st): State<Arc<AppState>>, _admin: Admin) -> Reply {
@@ -357,7 +369,15 @@ pub(super) async fn pause(
         created_at: st.clock.now_ms(),
     };
     let new = st.store.pause(&p).await?;
-    admin.changed("pause", &label, Some(&p.reason));
+    admin
+        .audit(
+            &st,
+            "pause",
+            &scope_target(&p.scope),
+            Some(&p.reason),
+            json!({"already": !new}),
+        )
+        .await?;
     Ok(Json(json!({"paused": p, "label": label, "already": !new})))
 }
 
@@ -373,7 +393,16 @@ pub(super) async fn resume(
         .store
         .resume(&scope, &admin.who.actor, st.clock.now_ms())
         .await?;
-    admin.changed("resume", &label, req.reason.as_deref());
+    let detail = json!({"was_paused": was, "released": released});
+    admin
+        .audit(
+            &st,
+            "resume",
+            &scope_target(&scope),
+            req.reason.as_deref(),
+            detail,
+        )
+        .await?;
     Ok(Json(
         json!({"resumed": scope, "label": label, "was_paused": was, "released": released}),
     ))
@@ -416,7 +445,15 @@ pub(super) async fn release(
         .store
         .release_held(&f, &admin.who.actor, why, st.clock.now_ms())
         .await?;
-    admin.changed("held.release", &held_label(&req), req.reason.as_deref());
+    admin
+        .audit(
+            &st,
+            "held.release",
+            &held_target(&req),
+            req.reason.as_deref(),
+            json!({"released": n}),
+        )
+        .await?;
     Ok(Json(json!({"released": n})))
 }
 
@@ -432,146 +469,34 @@ pub(super) async fn purge(
         .store
         .purge_held(&f, &admin.who.actor, &reason, st.clock.now_ms())
         .await?;
-    admin.changed("held.purge", &held_label(&req), Some(&reason));
+    admin
+        .audit(
+            &st,
+            "held.purge",
+            &held_target(&req),
+            Some(&reason),
+            json!({"purged": n}),
+        )
+        .await?;
     Ok(Json(json!({"purged": n, "by": admin.who.actor})))
 }
 
-pub(in crate::http) fn held_label(r: &HeldActionRequest) -> String {
-    match (&r.tenant, &r.key) {
-        (None, None) => "all".into(),
-        (t, k) => format!(
-            "tenant={} key={}",
-            t.as_deref().unwrap_or("*"),
-            k.as_deref().unwrap_or("*")
-        ),
-    }
-}
-
-// ---- suppressions and alerts ------------------------------------------------------------
-
-fn tenant_required(q: &TenantQuery) -> Result<&str, ApiError> {
-    q.tenant
-        .as_deref()
-        .ok_or_else(|| ops::OpError::Invalid("name the tenant: ?tenant=NAME".into()).into())
-}
-
-pub(super) async fn suppressions(
-    State(st): State<Arc<AppState>>,
-    admin: Admin,
-    q: Result<Query<TenantQuery>, QueryRejection>,
-) -> Reply {
-    let q = query(q)?;
-    let t = required_tenant(&st, &admin, tenant_required(&q)?).await?;
-    Ok(Json(json!(st.store.suppressions(&t.id).await?)))
-}
-
-pub(super) async fn suppress(
-    State(st): State<Arc<AppState>>,
-    admin: Admin,
-    req: Result<Json<SuppressionsRequest>, JsonRejection>,
-) -> Reply {
-    admin.may_change()?;
-    let req = body(req)?;
-    let t = required_tenant(&st, &admin, &req.tenant).await?;
-    let now = st.clock.now_ms();
-    let reason = req.reason.clone().unwrap_or_else(|| "manual".into());
-    let list: Vec<Suppression> = ops::checked_addresses(&req.addresses)?
+/// What a held-message action applied to, as the audit log names it (like the CLI).
+pub(in crate::http) fn held_target(r: &HeldActionRequest) -> String {
+    let parts: Vec<String> = [("tenant", &r.tenant), ("key", &r.key)]
         .into_iter()
-        .map(|address| Suppression {
-            address,
-            reason: reason.clone(),
-            source: "admin".into(),
-            detail: Some(admin.who.actor.clone()),
-            created_at: now,
-        })
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")))
         .collect();
-    let n = st.store.suppress(&t.id, &list).await?;
-    admin.changed("suppression.add", &t.name, Some(&reason));
-    Ok(Json(json!({"added": n, "already": list.len() as u64 - n})))
-}
-
-pub(super) async fn unsuppress(
-    State(st): State<Arc<AppState>>,
-    admin: Admin,
-    req: Result<Json<SuppressionsRequest>, JsonRejection>,
-) -> Reply {
-    admin.may_change()?;
-    let req = body(req)?;
-    let t = required_tenant(&st, &admin, &req.tenant).await?;
-    let n = st
-        .store
-        .unsuppress(&t.id, &ops::checked_addresses(&req.addresses)?)
-        .await?;
-    admin.changed("suppression.remove", &t.name, req.reason.as_deref());
-    Ok(Json(json!({"removed": n})))
-}
-
-/// `POST /admin/v1/suppressions/import?tenant=T` with a CSV body (header row with an
-/// `address` column); nothing is imported unless every row is good.
-pub(super) async fn import(
-    State(st): State<Arc<AppState>>,
-    admin: Admin,
-    q: Result<Query<TenantQuery>, QueryRejection>,
-    csv: Bytes,
-) -> Reply {
-    admin.may_change()?;
-    let q = query(q)?;
-    let t = required_tenant(&st, &admin, tenant_required(&q)?).await?;
-    let list = ops::read_suppression_csv(&csv[..], "the CSV body", st.clock.now_ms())?;
-    let n = st.store.suppress(&t.id, &list).await?;
-    admin.changed("suppression.import", &t.name, None);
-    Ok(Json(json!({"rows": list.len(), "added": n})))
-}
-
-pub(super) async fn export(
-    State(st): State<Arc<AppState>>,
-    admin: Admin,
-    q: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let q = query(q)?;
-    let t = required_tenant(&st, &admin, tenant_required(&q)?).await?;
-    let list = st.store.suppressions(&t.id).await?;
-    let mut out = Vec::new();
-    ops::write_suppression_csv(&mut out, &list)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out))
-}
-
-pub(super) async fn alerts(
-    State(st): State<Arc<AppState>>,
-    admin: Admin,
-    q: Result<Query<LimitQuery>, QueryRejection>,
-) -> Reply {
-    let q = query(q)?;
-    Ok(Json(json!(
-        visible_alerts(&st, &admin, q.limit.unwrap_or(50)).await?
-    )))
-}
-
-/// The newest guard alerts this admin may see: a tenant-admin those about its tenant and keys.
-pub(in crate::http) async fn visible_alerts(
-    st: &AppState,
-    admin: &Admin,
-    limit: i64,
-) -> Result<Vec<crate::store::Alert>, ApiError> {
-    let mut list = st.store.alerts(limit.clamp(1, 10_000)).await?;
-    if admin.who.tenant.is_some() {
-        let mut visible = Vec::new();
-        for a in list {
-            let ok = match a.scope.as_str() {
-                "tenant" => admin.sees_tenant_id(&a.target),
-                "key" => st
-                    .store
-                    .key(&a.target)
-                    .await
-                    .is_ok_and(|k| admin.sees_tenant_id(&k.tenant_id)),
-                _ => false,
-            };
-            if ok {
-                visible.push(a);
-            }
-        }
-        list = visible;
+    if parts.is_empty() {
+        "all".into()
+    } else {
+        parts.join(",")
     }
-    Ok(list)
+}
+
+/// A pause scope as the audit log names it: `all`, `tenant:ID`, `key:ID`, ...
+pub(in crate::http) fn scope_target(scope: &PauseScope) -> String {
+    format!("{}:{}", scope.kind(), scope.target())
+        .trim_end_matches(':')
+        .to_owned()
 }

@@ -16,9 +16,10 @@ use serde::Deserialize;
 use super::html::{self, Notice, csrf_field, esc, input, input_in, may_change, page};
 use super::{Fields, Posted, Session, record, when};
 use crate::admin::ops;
-use crate::guard::{Pause, PauseScope};
+use crate::guard::Pause;
 use crate::http::admin::ops::{
-    held_action, held_label, own_key, required_tenant, scope_of, tenant_of, visible_pauses,
+    held_action, held_target, own_key, required_tenant, scope_of, scope_target, tenant_of,
+    visible_pauses,
 };
 use crate::http::{ApiError, AppState};
 
@@ -184,7 +185,7 @@ pub(super) async fn release(State(st): State<Arc<AppState>>, p: Posted) -> Respo
             .store
             .release_held(&f, &p.sess.admin.who.actor, why, st.clock.now_ms())
             .await?;
-        let target = format!("held:{}", held_label(&req));
+        let target = held_target(&req);
         record(
             &st,
             &p.sess.admin,
@@ -209,7 +210,7 @@ pub(super) async fn purge(State(st): State<Arc<AppState>>, p: Posted) -> Respons
             .store
             .purge_held(&f, &p.sess.admin.who.actor, &reason, st.clock.now_ms())
             .await?;
-        let target = format!("held:{}", held_label(&req));
+        let target = held_target(&req);
         record(&st, &p.sess.admin, "held.purge", &target, Some(&reason)).await?;
         Ok(format!("purged {n} message(s): they will never be sent"))
     }
@@ -669,12 +670,5 @@ pub(super) async fn kill_act(State(st): State<Arc<AppState>>, p: Posted) -> Resp
     match kill_body(&st, sess, None).await {
         Ok(body) => page(sess, status, "kill", "Kill switch", Some(notice), &body),
         Err(e) => html::error_page(sess, e),
-    }
-}
-
-fn scope_target(s: &PauseScope) -> String {
-    match s {
-        PauseScope::All => "all".into(),
-        other => format!("{}:{}", other.kind(), other.target()),
     }
 }

@@ -198,8 +198,8 @@ fn when(ms: i64) -> String {
     esc(&crate::clock::rfc3339(ms))
 }
 
-/// Records a change made from the console in the audit log (as the admin API does), with the
-/// admin and source address.
+/// Records a change made from the console in the audit log, through the admin API's own
+/// recorder (actor, source address), marked as coming from the console.
 async fn record(
     st: &AppState,
     admin: &Admin,
@@ -207,16 +207,13 @@ async fn record(
     target: &str,
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    admin.changed(action, target, reason);
-    let ip = admin.ip.map(|i| i.to_string());
-    let ev = crate::audit::AuditEvent {
-        actor: &admin.who.actor,
-        source_ip: ip.as_deref(),
-        action,
-        target,
-        reason,
-        detail: serde_json::json!({"via": "console"}),
-    };
-    crate::audit::record(&st.store, st.clock.now_ms(), ev).await?;
-    Ok(())
+    admin
+        .audit(
+            st,
+            action,
+            target,
+            reason,
+            serde_json::json!({"via": "console"}),
+        )
+        .await
 }

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::html::{self, Notice, csrf_field, esc, input, may_change, page, pct, select};
 use super::{Posted, Session, when};
 use crate::admin::ops;
-use crate::http::admin::ops::{tenant_of, visible_alerts, visible_pauses};
+use crate::http::admin::lists::visible_alerts;
+use crate::http::admin::ops::{tenant_of, visible_pauses};
 use crate::http::{ApiError, AppState};
 use crate::store::EventCount;
 
