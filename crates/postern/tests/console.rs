@@ -289,8 +289,40 @@ async fn csrf_and_bad_input(backend: Backend) {
         by_id(&page, "kill-state").contains("SENDING PAUSED"),
         "{page}"
     );
+    // Held messages: release and purge (with its reason) act on the filter given.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, v) = app
+        .send(&app.key, simple_message("carol@example.org"))
+        .await;
+    assert_eq!(v["status"], "held", "{v}");
+    let (s, page) = c
+        .post(
+            "/console/held/release",
+            &[("csrf", &csrf), ("tenant", "default")],
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        by_id(&page, "notice").contains("released 1 message(s)"),
+        "{page}"
+    );
+    let (_, v) = app.send(&app.key, simple_message("dave@example.org")).await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (s, page) = c
+        .post(
+            "/console/held/purge",
+            &[("csrf", &csrf), ("all", "yes"), ("reason", "test traffic")],
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert!(by_id(&page, "notice").contains("purged"), "{page}");
+    assert_eq!(app.message(&id).await["status"], "purged");
     let (_, page) = c.get("/console/audit").await;
     assert!(page.contains("admin:root"), "{page}");
+    assert!(
+        page.contains("held.purge") && page.contains("test traffic"),
+        "{page}"
+    );
     assert!(
         page.contains("key.create") && page.contains(">pause<"),
         "{page}"

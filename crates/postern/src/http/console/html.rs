@@ -104,6 +104,8 @@ code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9rem;word-
 .secret{font-size:1.05rem;background:#fff;padding:.4rem;border:1px dashed #1b1f24;display:block}
 svg.spark{width:100%;height:48px;display:block}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.75rem}
+.grid.small{grid-template-columns:repeat(auto-fit,minmax(6rem,1fr))}
+figure{margin:0}
 .muted{color:#5b6470}
 "#;
 

@@ -110,7 +110,7 @@ async fn overview_body(st: &AppState, sess: &Session) -> Result<String, ApiError
     let now = st.clock.now_ms();
     let mut out = String::new();
     let depth = st.store.queue_depth(own).await?;
-    out.push_str("<section><h2>Queue depth</h2><div class=\"grid\">");
+    out.push_str("<section><h2>Queue depth</h2><div class=\"grid small\">");
     for status in ["queued", "sending", "deferred", "held"] {
         let n = depth
             .iter()
