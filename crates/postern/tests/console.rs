@@ -181,6 +181,22 @@ async fn csrf_and_bad_input(backend: Backend) {
         .await;
     assert_eq!(s, 303);
 
+    // A wrong password is refused with the reason on the page.
+    let token = field(&anon.get("/console/login").await.1, "login_csrf");
+    let (s, page) = anon
+        .post(
+            "/console/login",
+            &[
+                ("login_csrf", &token),
+                ("user", "root"),
+                ("password", "wrong"),
+                ("code", "123456"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 401, "{page}");
+    assert!(by_id(&page, "notice").contains("wrong user name"), "{page}");
+
     let (c, csrf) = console_login(&app, "root", &otp).await;
     let running = |page: &str| by_id(page, "kill-state").contains("running");
     // A post without the token, or with another one: 403, nothing paused.

@@ -4,6 +4,7 @@
 //! session exists, forms are protected by a double-submit token: a random value in a
 //! SameSite=Strict cookie that the form must repeat.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Form, State};
@@ -16,8 +17,8 @@ use subtle::ConstantTimeEq;
 use super::html::{Notice, bare_page, esc};
 use super::{COOKIE, Fields, Posted, cookie_value, session_cookie};
 use crate::admin::login::{Factor, LoginError, LoginOutcome, NewSession};
-use crate::http::AppState;
-use crate::http::admin::SourceIp;
+use crate::http::admin::{SourceIp, audit_login};
+use crate::http::{ApiError, AppState};
 
 /// The pre-login double-submit cookie.
 const LOGIN_COOKIE: &str = "postern_console_login";
@@ -100,28 +101,57 @@ fn logged_in(st: &AppState, s: &NewSession) -> Response {
     resp
 }
 
-fn refused(e: LoginError, user: &str) -> Response {
-    let status = match &e {
-        LoginError::TotpRequired => StatusCode::UNAUTHORIZED,
-        LoginError::Locked(_) | LoginError::AddressLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        LoginError::Disabled => StatusCode::FORBIDDEN,
-        LoginError::Enrolled => StatusCode::CONFLICT,
-        LoginError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        LoginError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        LoginError::Invalid => StatusCode::UNAUTHORIZED,
+/// A refused login or enrolment, recorded in the audit log as the admin API records it;
+/// the refusal as the admin API answers it, and whether a second factor was missing.
+async fn record_refusal(
+    st: &AppState,
+    user: &str,
+    ip: Option<IpAddr>,
+    e: LoginError,
+) -> Result<(ApiError, bool), Response> {
+    let outcome = match &e {
+        LoginError::Locked(_) => Some("locked"),
+        LoginError::AddressLimited(_) => Some("address_limited"),
+        LoginError::Store(_) => None,
+        _ => Some("failure"),
     };
-    let msg = match &e {
-        LoginError::TotpRequired => {
-            "enter your password again with the 6-digit code from your authenticator app (or a recovery code)".to_owned()
-        }
-        other => other.to_string(),
+    let wants_code = matches!(e, LoginError::TotpRequired);
+    let e = ApiError::from(e);
+    if let Some(outcome) = outcome
+        && let Err(a) = audit_login(st, user, ip, outcome, Some(e.code)).await
+    {
+        return Err(login_page(a.status, Some(Notice::err(a.message)), user, ""));
+    }
+    Ok((e, wants_code))
+}
+
+/// A refused login: recorded, then the login form again with the reason.
+async fn refused(st: &AppState, user: &str, ip: Option<IpAddr>, e: LoginError) -> Response {
+    let (e, wants_code) = match record_refusal(st, user, ip, e).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    let focus = if matches!(e, LoginError::TotpRequired) {
-        "code"
+    let (msg, focus) = if wants_code {
+        (
+            "enter your password again with the 6-digit code from your authenticator app (or a recovery code)".to_owned(),
+            "code",
+        )
     } else {
-        ""
+        (e.message, "")
     };
-    login_page(status, Some(Notice::err(msg)), user, focus)
+    login_page(e.status, Some(Notice::err(msg)), user, focus)
+}
+
+/// A login step that worked, recorded in the audit log; a failure to record refuses it.
+async fn recorded(
+    st: &AppState,
+    user: &str,
+    ip: Option<IpAddr>,
+    outcome: &str,
+) -> Result<(), Response> {
+    audit_login(st, user, ip, outcome, None)
+        .await
+        .map_err(|a| login_page(a.status, Some(Notice::err(a.message)), user, ""))
 }
 
 pub(super) async fn submit(
@@ -158,10 +188,16 @@ pub(super) async fn submit(
     match st.admin.logins.login(user, password, factor, ip).await {
         Ok(LoginOutcome::Session(s)) => {
             tracing::info!(admin = %user, ip = ?ip, "console login");
+            if let Err(r) = recorded(&st, user, ip, "success").await {
+                return r;
+            }
             logged_in(&st, &s)
         }
         Ok(LoginOutcome::Enrol(e)) => {
             tracing::info!(admin = %user, ip = ?ip, "console enrolment started");
+            if let Err(r) = recorded(&st, user, ip, "enrolment_started").await {
+                return r;
+            }
             let codes: String = e
                 .recovery_codes
                 .iter()
@@ -192,7 +228,7 @@ pub(super) async fn submit(
         }
         Err(e) => {
             tracing::warn!(admin = %user, ip = ?ip, error = %e, "console login refused");
-            refused(e, user)
+            refused(&st, user, ip, e).await
         }
     }
 }
@@ -230,19 +266,24 @@ pub(super) async fn enrol(
     match result {
         Ok(s) => {
             tracing::info!(admin = %user, ip = ?ip, "console enrolment done; account active");
+            if let Err(r) = recorded(&st, user, ip, "enrolled").await {
+                return r;
+            }
             logged_in(&st, &s)
         }
         Err(e) => {
             tracing::warn!(admin = %user, ip = ?ip, error = %e, "console enrolment refused");
+            let (e, _) = match record_refusal(&st, user, ip, e).await {
+                Ok(r) => r,
+                Err(r) => return r,
+            };
             // The secret was shown once; a failed confirmation starts the login again,
             // which shows a fresh enrolment.
-            let msg = format!("{e}. Log in with the one-time password again to get a new secret.");
-            login_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(Notice::err(msg)),
-                user,
-                "",
-            )
+            let msg = format!(
+                "{}. Log in with the one-time password again to get a new secret.",
+                e.message
+            );
+            login_page(e.status, Some(Notice::err(msg)), user, "")
         }
     }
 }
