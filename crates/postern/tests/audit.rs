@@ -40,6 +40,7 @@ fn admin_acts(app: &App) {
         vec!["keys", "revoke", &id],
         vec!["route", "set", "--tenant", "acme", "local"],
         vec!["route", "clear", "--tenant", "acme"],
+        vec!["route", "move", "--from", "local", "--to", "spare"],
         vec!["pause", "--tenant", "acme", "--reason", "looking into it"],
         vec!["resume", "--tenant", "acme"],
         vec!["held", "release", "--all"],
@@ -67,7 +68,18 @@ fn admin_acts(app: &App) {
 #[test]
 fn cli_acts_are_recorded_and_the_chain_verifies() {
     for backend in Backend::all() {
-        let app = App::spawn(backend, &[("USER", "alice")]);
+        let spare = tempfile::tempdir().unwrap();
+        let app = App::spawn(
+            backend,
+            &[
+                ("USER", "alice"),
+                ("POSTERN_PROVIDERS_SPARE_TYPE", "file"),
+                (
+                    "POSTERN_PROVIDERS_SPARE_DIR",
+                    spare.path().to_str().unwrap(),
+                ),
+            ],
+        );
         app.cli(&["tenants", "add", "acme"]);
         admin_acts(&app);
         let entries = export(&app, &[]);
@@ -83,6 +95,7 @@ fn cli_acts_are_recorded_and_the_chain_verifies() {
             "key.revoke",
             "route.set",
             "route.clear",
+            "route.move",
             "pause",
             "resume",
             "held.release",
@@ -103,6 +116,12 @@ fn cli_acts_are_recorded_and_the_chain_verifies() {
             .find(|e| e["action"] == "held.purge")
             .unwrap();
         assert_eq!(purge["reason"], "spam");
+        let moved = entries
+            .iter()
+            .find(|e| e["action"] == "route.move")
+            .unwrap();
+        assert_eq!(moved["target"], "provider:local");
+        assert_eq!(moved["detail"]["to"], "spare");
         let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
         let out = verify(&app).unwrap();
@@ -273,4 +292,43 @@ fn the_guards_containment_is_recorded() {
         }
         verify(&app).unwrap();
     });
+}
+
+#[test]
+fn a_consistent_rewrite_is_caught_by_the_head_file() {
+    for backend in Backend::all() {
+        let app = App::spawn(backend, &[]);
+        for i in 0..4 {
+            app.cli(&["tenants", "add", &format!("t{i}")]);
+        }
+        verify(&app).unwrap();
+        // Someone with the database rewrites entry 2 and recomputes every hash after it,
+        // head row included: the chain inside the database is consistent again.
+        let url = app.database_url();
+        let mut entries = block_local(move || async move {
+            let store = postern::store::Store::connect(&url).await.unwrap();
+            store.audit_entries(0, i64::MIN, 100).await.unwrap()
+        });
+        entries[1].target = "tenant:forged".into();
+        let mut prev = entries[0].hash.clone();
+        let mut sql = String::new();
+        for e in entries.iter_mut().skip(1) {
+            e.prev_hash = prev;
+            e.hash = postern::audit::entry_hash(e);
+            prev = e.hash.clone();
+            sql.push_str(&format!(
+                "UPDATE audit_log SET target = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
+                e.target, e.prev_hash, e.hash, e.seq
+            ));
+        }
+        sql.push_str(&format!(
+            "UPDATE audit_head SET hash = '{prev}' WHERE id = 1;"
+        ));
+        app.sql(&sql);
+        let err = verify(&app).unwrap_err();
+        assert!(
+            err.contains("entry 2 is not the one the head file recorded"),
+            "{err}"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! API key options: scopes, limits, expiry, and the parsing they need.
 
+use super::*;
+
 pub(super) use crate::clock::parse_duration_ms;
 
 #[derive(clap::Args, Debug)]
@@ -69,5 +71,43 @@ impl KeyLimitArgs {
             expires: self.expires.clone(),
         }
         .policy(now)?)
+    }
+}
+
+/// `keys report-leak`: the same containment as a GitHub report.
+pub(super) async fn report_leak(
+    cfg: &Config,
+    json_out: bool,
+    now: i64,
+    secret: &str,
+    url: Option<&str>,
+) -> anyhow::Result<()> {
+    use crate::leaks::{Finding, Outcome};
+    let store = open_store(cfg).await?;
+    let found = Finding {
+        kind: Some("postern_api_key"),
+        url,
+        source: Some("operator"),
+    };
+    let actor = audit::cli_actor();
+    match crate::leaks::report(&store, secret, &found, &actor, None, now).await? {
+        Outcome::NotOurs => {
+            bail!(
+                "not a key of this Postern (malformed, wrong checksum, or unknown): nothing revoked"
+            )
+        }
+        Outcome::Leaked { key_id, held } => {
+            crate::audit::write_head(&store, &cfg.audit.head_path(&cfg.data_dir), now).await?;
+            if json_out {
+                println!("{}", json!({"id": key_id, "revoked": true, "held": held}));
+            } else {
+                println!(
+                    "Revoked key {key_id}; {held} waiting messages held (review: postern held list --key {key_id}; \
+                     release with postern resume --key {key_id}). Running servers refuse it within {} s.",
+                    crate::auth::CACHE_TTL.as_secs()
+                );
+            }
+            Ok(())
+        }
     }
 }

@@ -21,6 +21,7 @@ mod feedback;
 mod keys;
 mod pause;
 mod routing;
+mod secrets;
 mod suppressions;
 
 use admin::{AdminCmd, admin};
@@ -29,6 +30,7 @@ use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
+use secrets::{SecretsCmd, secrets};
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]
@@ -99,6 +101,9 @@ enum Cmd {
     /// The audit log: every administrative act, hash-chained
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Encrypted secrets (provider credentials, tokens): set, list, rotate-kek
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +156,15 @@ enum KeyCmd {
     },
     /// Revoke a key at once
     Revoke { id: String },
+    /// A key's secret was found where it should not be: revoke it at once, hold its mail
+    /// still waiting to go (review with `held list --key ID`), raise an alert
+    ReportLeak {
+        /// The leaked secret (pst_live_...)
+        secret: String,
+        /// Where it was found
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -415,6 +429,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Keys(KeyCmd::ReportLeak { secret, url }) => {
+            keys::report_leak(&cfg, json_out, now, &secret, url.as_deref()).await
+        }
         Cmd::Route(cmd) => route(cmd, &cfg, json_out, now).await,
         Cmd::Pause(args) => pause(args, true, &cfg, json_out, now).await,
         Cmd::Resume(args) => pause(args, false, &cfg, json_out, now).await,
@@ -423,6 +440,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
         Cmd::Admin(cmd) => admin(cmd, &cfg, json_out, now).await,
         Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
+        Cmd::Secrets(cmd) => secrets(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {
             let store = open_store(&cfg).await?;
             let alerts = store.alerts(limit.clamp(1, 10_000)).await?;
@@ -444,6 +462,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Providers(ProviderCmd::Test { name }) => {
+            let cfg = if crate::secrets::has_refs(&cfg) {
+                crate::secrets::resolve_config(&cfg, &open_store(&cfg).await?).await?
+            } else {
+                cfg
+            };
             let providers = crate::providers::Providers::from_config(&cfg)?;
             let p = providers
                 .get(&name)

@@ -7,9 +7,11 @@ mod alerts;
 mod audit;
 mod console;
 mod feedback;
+mod leaks;
 mod pauses;
 mod postgres;
 mod routes;
+mod secrets;
 mod sqlite;
 pub mod suppressions;
 
@@ -19,6 +21,7 @@ pub use console::{EventCount, HeldDetail};
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use secrets::SecretRow;
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -724,6 +727,10 @@ impl Store {
             Migration {
                 version: 8,
                 sql: include_str!("audit.sql").to_owned(),
+            },
+            Migration {
+                version: 9,
+                sql: include_str!("secrets.sql").to_owned(),
             },
             Migration {
                 version: 10,

@@ -293,6 +293,31 @@ impl App {
         )
     }
 
+    /// Runs a CLI command with `input` on its stdin: (success, stdout, stderr).
+    pub fn cli_stdin(&self, args: &[&str], input: &[u8]) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run postern");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
     /// Starts (or restarts) `serve` and waits until it listens.
     pub fn start(&mut self) {
         let info = self.dir.path().join("postern-data/serve.json");
