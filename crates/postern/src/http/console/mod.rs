@@ -5,6 +5,7 @@
 //! same checks as the admin API.
 
 mod actions;
+mod held;
 mod html;
 mod login;
 mod pages;
@@ -43,10 +44,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/console/guard", get(pages::guard))
         .route("/console/audit", get(pages::audit))
-        .route("/console/held", get(actions::held))
-        .route("/console/held/release", post(actions::release))
-        .route("/console/held/purge", post(actions::purge))
-        .route("/console/held/{id}", get(actions::preview))
+        .route("/console/held", get(held::held))
+        .route("/console/held/release", post(held::release))
+        .route("/console/held/purge", post(held::purge))
+        .route("/console/held/{id}", get(held::preview))
         .route(
             "/console/keys",
             get(actions::keys).post(actions::create_key),
