@@ -494,6 +494,7 @@ async fn browser_flow() {
     b.wait_text("#held-total", "3").await;
     assert!(b.text("#held-domains").await.contains("example.org — 2"));
     assert!(b.text("#held-subjects").await.contains("Hello"));
+    assert!(b.text("#held-pauses").await.contains("incident drill"));
     b.screenshot("05-held").await;
     b.click("#held a").await;
     b.wait_text("#subject", "Hello").await;

@@ -15,7 +15,7 @@ use super::actions::{FilterQuery, bad_query, nonempty};
 use super::html::{self, Notice, csrf_field, esc, input, input_in, may_change, page};
 use super::{Fields, Posted, Session, record, when};
 use crate::admin::ops;
-use crate::http::admin::ops::{held_action, held_target};
+use crate::http::admin::ops::{held_action, held_target, visible_pauses};
 use crate::http::{ApiError, AppState};
 
 async fn held_body(
@@ -79,6 +79,21 @@ async fn held_body(
         );
     }
     out.push_str("</table></div></section>");
+    let pauses = visible_pauses(st, &sess.admin).await?;
+    if !pauses.is_empty() {
+        out.push_str("<section id=\"held-pauses\"><h2>Pauses in force</h2><ul>");
+        for p in &pauses {
+            let _ = write!(
+                out,
+                "<li>{} {} — by {}: {}</li>",
+                esc(p.scope.kind()),
+                esc(p.scope.target()),
+                esc(&p.actor),
+                esc(&p.reason)
+            );
+        }
+        out.push_str("</ul><p>A released message that one of these still covers is held again at its next attempt. To send those, resume the pause (<a href=\"/console/kill\">Kill switch</a>, or <code>postern resume</code>): that releases what it held, in accept order.</p></section>");
+    }
     if may_change(sess) {
         let scope_fields = |id: &str| {
             let tenant = match &sess.admin.who.tenant {
