@@ -283,3 +283,38 @@ pub fn pct(part: i64, whole: i64) -> String {
         format!("{:.1}%", part as f64 * 100.0 / whole as f64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esc_escapes_markup_and_quotes() {
+        assert_eq!(
+            esc(r#"<script>"a" & 'b'</script>"#),
+            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+        );
+        assert_eq!(esc("plain"), "plain");
+    }
+
+    #[test]
+    fn sparkline_has_one_point_per_value_and_an_escaped_label() {
+        let svg = sparkline("<b>", &[0, 5, 10]);
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .and_then(|p| p.split('"').next());
+        assert_eq!(points.map(|p| p.split(' ').count()), Some(3), "{svg}");
+        assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "{svg}");
+        assert!(svg.contains("<strong>15</strong>"), "{svg}");
+        // No values, or all zero: still a valid figure (no division by zero).
+        assert!(sparkline("x", &[]).contains("<strong>0</strong>"));
+        assert!(!sparkline("x", &[0, 0]).contains("NaN"));
+    }
+
+    #[test]
+    fn pct_handles_an_empty_whole() {
+        assert_eq!(pct(1, 0), "–");
+        assert_eq!(pct(1, 4), "25.0%");
+    }
+}
