@@ -2,6 +2,7 @@
 //! HTTP layer never talks to a provider.
 
 pub mod admin;
+mod console;
 mod error;
 mod feedback;
 mod feedback_ses;
@@ -62,6 +63,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/status", get(status::html))
         .route("/status.json", get(status::json))
         .route("/status/feed.atom", get(status::atom))
+        .merge(console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -5,6 +5,7 @@
 mod admins;
 mod alerts;
 mod audit;
+mod console;
 mod feedback;
 mod leaks;
 mod pauses;
@@ -17,6 +18,7 @@ pub mod suppressions;
 
 pub use admins::{AdminRecord, AdminTokenRecord, SessionRecord};
 pub use alerts::Alert;
+pub use console::{EventCount, HeldDetail};
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;

@@ -128,10 +128,18 @@ pub(super) async fn alerts(
     q: Result<Query<LimitQuery>, QueryRejection>,
 ) -> Reply {
     let q = query(q)?;
-    let mut list = st
-        .store
-        .alerts(q.limit.unwrap_or(50).clamp(1, 10_000))
-        .await?;
+    Ok(Json(json!(
+        visible_alerts(&st, &admin, q.limit.unwrap_or(50)).await?
+    )))
+}
+
+/// The newest guard alerts this admin may see: a tenant-admin those about its tenant and keys.
+pub(in crate::http) async fn visible_alerts(
+    st: &AppState,
+    admin: &Admin,
+    limit: i64,
+) -> Result<Vec<crate::store::Alert>, ApiError> {
+    let mut list = st.store.alerts(limit.clamp(1, 10_000)).await?;
     if admin.who.tenant.is_some() {
         let mut visible = Vec::new();
         for a in list {
@@ -150,5 +158,5 @@ pub(super) async fn alerts(
         }
         list = visible;
     }
-    Ok(Json(json!(list)))
+    Ok(list)
 }

@@ -5,8 +5,8 @@
 //! reads and acts on its own tenant only (403 `tenant_forbidden` otherwise).
 
 mod accounts;
-mod lists;
-mod ops;
+pub(super) mod lists;
+pub(super) mod ops;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -154,13 +154,18 @@ fn source_ip(parts: &Parts) -> Option<IpAddr> {
 
 /// The value of the session cookie, if the request has one.
 pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+/// The value of cookie `name`, if the request has a non-empty one.
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
 }

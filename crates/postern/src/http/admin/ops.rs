@@ -43,7 +43,7 @@ pub(super) struct LimitQuery {
 }
 
 /// A tenant named in a request, within what this admin may touch.
-async fn tenant_of(
+pub(in crate::http) async fn tenant_of(
     st: &AppState,
     admin: &Admin,
     name: Option<&str>,
@@ -52,7 +52,7 @@ async fn tenant_of(
     Ok(ops::tenant_if(&st.store, name).await?)
 }
 
-pub(super) async fn required_tenant(
+pub(in crate::http) async fn required_tenant(
     st: &AppState,
     admin: &Admin,
     name: &str,
@@ -143,7 +143,7 @@ pub(super) async fn create_key(
 }
 
 /// A key this admin may act on.
-async fn own_key(
+pub(in crate::http) async fn own_key(
     st: &AppState,
     admin: &Admin,
     id: &str,
@@ -303,7 +303,7 @@ pub(super) async fn providers(State(st): State<Arc<AppState>>, _admin: Admin) ->
 // ---- pauses and held messages -----------------------------------------------------------
 
 /// A pause scope this admin may use: a tenant-admin only its tenant or one of its keys.
-async fn scope_of(
+pub(in crate::http) async fn scope_of(
     st: &AppState,
     admin: &Admin,
     req: &PauseRequest,
@@ -325,6 +325,14 @@ async fn scope_of(
 }
 
 pub(super) async fn pauses(State(st): State<Arc<AppState>>, admin: Admin) -> Reply {
+    Ok(Json(json!(visible_pauses(&st, &admin).await?)))
+}
+
+/// The pauses this admin may see: a tenant-admin those of its tenant and its keys.
+pub(in crate::http) async fn visible_pauses(
+    st: &AppState,
+    admin: &Admin,
+) -> Result<Vec<Pause>, ApiError> {
     let mut out = Vec::new();
     for p in st.store.pauses().await? {
         let visible = match &p.scope {
@@ -339,7 +347,7 @@ pub(super) async fn pauses(State(st): State<Arc<AppState>>, admin: Admin) -> Rep
             out.push(p);
         }
     }
-    Ok(Json(json!(out)))
+    Ok(out)
 }
 
 pub(super) async fn pause(
@@ -415,7 +423,7 @@ pub(super) async fn held(
     Ok(Json(json!({"total": total, "messages": list})))
 }
 
-async fn held_action(
+pub(in crate::http) async fn held_action(
     st: &AppState,
     admin: &Admin,
     req: &HeldActionRequest,
@@ -474,7 +482,7 @@ pub(super) async fn purge(
 }
 
 /// What a held-message action applied to, as the audit log names it (like the CLI).
-fn held_target(r: &HeldActionRequest) -> String {
+pub(in crate::http) fn held_target(r: &HeldActionRequest) -> String {
     let parts: Vec<String> = [("tenant", &r.tenant), ("key", &r.key)]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")))
@@ -487,7 +495,7 @@ fn held_target(r: &HeldActionRequest) -> String {
 }
 
 /// A pause scope as the audit log names it: `all`, `tenant:ID`, `key:ID`, ...
-fn scope_target(scope: &PauseScope) -> String {
+pub(in crate::http) fn scope_target(scope: &PauseScope) -> String {
     format!("{}:{}", scope.kind(), scope.target())
         .trim_end_matches(':')
         .to_owned()
