@@ -35,6 +35,8 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     #[serde(default)]
     pub guard: crate::guard::GuardConfig,
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]

@@ -1,5 +1,6 @@
 //! Postern: a self-hosted outbound messaging gateway. See ARCHITECTURE.md for the codemap.
 
+pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod init;
 pub mod providers;
 pub mod queue;
 pub mod server;
+pub mod sim;
 pub mod smtp;
 pub mod store;
 pub mod telemetry;

@@ -15,16 +15,20 @@ use crate::domain::{ApiKeySecret, KeyMode, TenantName};
 use crate::init::{CONFIG_FILE, InitReport};
 use crate::store::{KeyRecord, Store, StoreError};
 
+mod alerts;
 mod feedback;
 mod keys;
 mod pause;
 mod routing;
+mod simulate;
 mod suppressions;
 
+use alerts::{AlertsCmd, alerts};
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, SCOPES, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
+use simulate::SimulateArgs;
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]
@@ -57,6 +61,11 @@ enum Cmd {
     },
     /// Run the HTTP API, SMTP submission and delivery workers; SIGTERM drains and exits
     Serve,
+    /// Alerts sent to operators: list, acknowledge
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
+    /// Run a scenario on virtual time against the real detector, queue and routing
+    Simulate(SimulateArgs),
     /// Tenants
     #[command(subcommand)]
     Tenants(TenantCmd),
@@ -214,6 +223,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bounce(BounceCmd::Classify { files, verbose }) => {
             return classify_files(files, verbose);
         }
+        Cmd::Simulate(args) => return simulate::simulate(args, json_out).await,
         Cmd::Serve if !config_path.exists() => {
             if explicit {
                 bail!(
@@ -234,7 +244,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let cfg = Config::load(&config_path)?;
     let now = SystemClock.now_ms();
     match cli.command {
-        Cmd::Init { .. } | Cmd::Bounce(_) => unreachable_init(),
+        Cmd::Init { .. } | Cmd::Bounce(_) | Cmd::Simulate(_) => unreachable_init(),
         Cmd::Serve => serve(cfg).await,
         Cmd::Tenants(TenantCmd::Add { name }) => {
             let name = TenantName::parse(&name)?;
@@ -411,6 +421,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
+        Cmd::Alerts(cmd) => alerts(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {
             let store = open_store(&cfg).await?;
             let alerts = store.alerts(limit.clamp(1, 10_000)).await?;

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod feedback;
+mod notices;
 mod pauses;
 mod postgres;
 mod routes;
@@ -12,6 +13,7 @@ pub mod suppressions;
 
 pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
+pub use notices::Notice;
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
 pub use suppressions::Suppression;
@@ -712,6 +714,10 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 12,
+                sql: include_str!("notices.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
