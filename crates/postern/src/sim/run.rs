@@ -197,13 +197,13 @@ impl<'a> Run<'a> {
             }
             self.events(t, &mut fired).await;
             if traffic {
-                self.arrivals(t, step, &mut carry).await;
+                self.arrivals(t, step, &mut carry).await?;
             }
             deliver_carry += self.sc.queue.deliver_per_second * step as f64 / 1000.0;
             let budget = deliver_carry.floor();
             deliver_carry -= budget;
-            self.deliver(budget as u64).await;
-            self.feedback().await;
+            self.deliver(budget as u64).await?;
+            self.feedback().await?;
             if t % ACCOUNT_POLL_MS == 0 {
                 for p in &self.sims {
                     if let Some(Ok(status)) = p.account_status().await {
@@ -292,7 +292,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn arrivals(&mut self, t: i64, step: i64, carry: &mut [f64]) {
+    async fn arrivals(&mut self, t: i64, step: i64, carry: &mut [f64]) -> anyhow::Result<()> {
         // How many each stream sends this step; then interleaved, so no stream always goes first.
         let mut counts = Vec::with_capacity(self.sc.streams.len());
         for (i, s) in self.sc.streams.iter().enumerate() {
@@ -320,13 +320,14 @@ impl<'a> Run<'a> {
             });
             let Some(i) = i else { break };
             left[i] -= 1;
-            self.send(i).await;
+            self.send(i).await?;
         }
+        Ok(())
     }
 
     /// One message of stream `i`: accepted as the acceptor does (held if a pause covers it,
     /// then observed by the detector), or sent around Postern for a stream outside it.
-    async fn send(&mut self, i: usize) {
+    async fn send(&mut self, i: usize) -> anyhow::Result<()> {
         let s = &self.sc.streams[i];
         let n = self.tally.next_n(i);
         let rcpts: Vec<String> = (0..s.recipients.per_message)
@@ -351,7 +352,7 @@ impl<'a> Run<'a> {
                 p.send_outside(&rcpts);
             }
             self.tally.outside(i);
-            return;
+            return Ok(());
         }
         let key = s.key.get_ref().clone();
         let tenant = self.key_tenant.get(&key).copied().unwrap_or(0);
@@ -372,7 +373,7 @@ impl<'a> Run<'a> {
             None => self.ready.push_back(idx),
         }
         self.guard.accepted(&tenant_id, Some(&key), count);
-        self.contain().await;
+        self.contain().await
     }
 
     fn hold(&mut self, idx: usize, tag: String, now: i64) {
@@ -383,7 +384,7 @@ impl<'a> Run<'a> {
 
     /// Hands each trip to the real containment task and waits (in scheduler turns, not time)
     /// until its pause is in force.
-    async fn contain(&mut self) {
+    async fn contain(&mut self) -> anyhow::Result<()> {
         while let Ok(trip) = self.trips.try_recv() {
             let at = self.now() - self.start;
             let target = self.name_of(&trip.scope);
@@ -399,13 +400,22 @@ impl<'a> Run<'a> {
             if self.to_contain.send(trip).is_err() {
                 continue;
             }
-            for _ in 0..10_000 {
-                if !hold || self.pauses.list().iter().any(|p| p.scope == scope) {
-                    break;
+            // The task runs elsewhere and writes each pause to the store before taking the
+            // next trip, so this waits (in real time, never in virtual time) as long as needed.
+            let mut turns = 0u32;
+            while hold && !self.pauses.list().iter().any(|p| p.scope == scope) {
+                turns += 1;
+                if turns > 30_000 {
+                    anyhow::bail!("the containment task did not apply a trip within 30 s");
                 }
-                tokio::task::yield_now().await;
+                if turns < 100 {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
             }
         }
+        Ok(())
     }
 
     fn name_of(&self, scope: &PauseScope) -> String {
@@ -455,7 +465,7 @@ impl<'a> Run<'a> {
     }
 
     /// The workers: up to `budget` attempts this step, due messages in order.
-    async fn deliver(&mut self, budget: u64) {
+    async fn deliver(&mut self, budget: u64) -> anyhow::Result<()> {
         let now = self.now();
         let due: Vec<(i64, usize)> = self.later.range(..(now + 1, 0)).map(|(k, _)| *k).collect();
         for k in due {
@@ -469,7 +479,7 @@ impl<'a> Run<'a> {
             };
             let claimed = self.claimed(idx);
             let c = deliver_one(claimed, &self.dispatch, &self.policy, &self.shared).await;
-            self.contain().await;
+            self.contain().await?;
             let m = &self.msgs[idx];
             let (stream, waited) = (m.stream, c.at - m.accepted_at);
             match c.status {
@@ -493,10 +503,11 @@ impl<'a> Run<'a> {
                     .done(stream, Outcome::Lost, waited, c.provider.as_deref()),
             }
         }
+        Ok(())
     }
 
     /// Feedback whose time has come, through the detector's entry points, in time order.
-    async fn feedback(&mut self) {
+    async fn feedback(&mut self) -> anyhow::Result<()> {
         let now = self.now();
         let mut due = Vec::new();
         for p in &self.sims {
@@ -508,8 +519,9 @@ impl<'a> Run<'a> {
         due.sort_by_key(|f| f.at);
         for f in due {
             self.guard.feedback_received(f.tenant.as_deref(), f.kind);
-            self.contain().await;
+            self.contain().await?;
         }
+        Ok(())
     }
 
     fn finish(&mut self) {
