@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -56,9 +57,11 @@ def main():
     os.makedirs(a.dir, exist_ok=True)
 
     stamper = Stamper()
-    sink = Controller(stamper, hostname="127.0.0.1", port=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        sink_port = s.getsockname()[1]
+    sink = Controller(stamper, hostname="127.0.0.1", port=sink_port)
     sink.start()
-    sink_port = sink.server.sockets[0].getsockname()[1]
 
     env = dict(os.environ, POSTERN_LOG="warn", POSTERN_HTTP_LISTEN="127.0.0.1:0",
                POSTERN_SMTP_LISTEN="127.0.0.1:0", POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE="1000000000",
