@@ -185,6 +185,15 @@ impl KeyAuthenticator {
         Ok(())
     }
 
+    /// Drops a key from the cache, so its next use reads the store (after a revocation made
+    /// by this process).
+    pub fn forget(&self, id: &str) {
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     async fn record(&self, id: &str) -> Result<Arc<KeyRecord>, AuthError> {
         if let Some((rec, at)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(id)
             && at.elapsed() < CACHE_TTL

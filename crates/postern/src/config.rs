@@ -37,6 +37,12 @@ pub struct Config {
     pub guard: crate::guard::GuardConfig,
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
+    #[serde(default)]
+    pub leaks: crate::leaks::LeaksConfig,
+    #[serde(default)]
+    pub secrets: crate::secrets::SecretsConfig,
     /// `max_rate` and `max_concurrency` of each `[providers.NAME]` table, taken out before
     /// the provider's own settings are read, so every provider type has them.
     #[serde(skip)]
@@ -623,6 +629,18 @@ impl Config {
             fix(p);
         }
         if let Some(p) = self.smtp.tls_key.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.audit.head_file.as_mut() {
+            fix(p);
+        }
+        for p in [
+            &mut self.secrets.kek_file,
+            &mut self.secrets.previous_kek_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
             fix(p);
         }
         for p in self.providers.values_mut() {

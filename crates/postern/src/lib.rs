@@ -1,6 +1,7 @@
 //! Postern: a self-hosted outbound messaging gateway. See ARCHITECTURE.md for the codemap.
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -11,8 +12,10 @@ pub mod feedback;
 pub mod guard;
 pub mod http;
 pub mod init;
+pub mod leaks;
 pub mod providers;
 pub mod queue;
+pub mod secrets;
 pub mod server;
 pub mod sim;
 pub mod smtp;

@@ -56,6 +56,8 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let store = Store::connect(&url)
         .await
         .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
+    // Provider settings written as "secret:NAME" come from the encrypted secret store.
+    let cfg = &crate::secrets::resolve_config(cfg, &store).await?;
     let node = node_id(cfg)?;
     let recovered = store
         .recover_claims(&node, clock.now_ms(), store.backend() == "sqlite")
@@ -120,6 +122,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
+        leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -223,6 +226,13 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             pauses.clone(),
             guard.clone(),
             store.clone(),
+            clock.clone(),
+            stop_rx.clone(),
+        ),
+        crate::audit::spawn_head_writer(
+            store.clone(),
+            cfg.audit.head_path(&cfg.data_dir),
+            Duration::from_secs(cfg.audit.head_interval_secs.max(1)),
             clock.clone(),
             stop_rx.clone(),
         ),

@@ -56,6 +56,13 @@ pub(super) fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow::anyhow!("{s:?} is not a positive duration"))
 }
 
+/// An RFC 3339 time in milliseconds since the epoch.
+pub(super) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 impl KeyLimitArgs {
     pub(super) fn policy(
         &self,
@@ -93,23 +100,59 @@ impl KeyLimitArgs {
         }
         .normalized()
         .map_err(|e| anyhow::anyhow!(e))?;
-        let expires_at = match &self.expires {
-            None => None,
-            Some(e) => Some(
-                match time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
-                {
-                    Ok(t) => (t.unix_timestamp_nanos() / 1_000_000) as i64,
-                    Err(_) => now + parse_duration_ms(e).map_err(|_| {
+        let expires_at =
+            match &self.expires {
+                None => None,
+                Some(e) => Some(match parse_rfc3339_ms(e) {
+                    Some(t) => t,
+                    None => now + parse_duration_ms(e).map_err(|_| {
                         anyhow::anyhow!(
                             "--expires {e:?}: expected a duration (90d, 12h) or an RFC 3339 time"
                         )
                     })?,
-                },
-            ),
-        };
+                }),
+            };
         if expires_at.is_some_and(|t| t <= now) {
             bail!("--expires is in the past");
         }
         Ok((policy, expires_at))
+    }
+}
+
+/// `keys report-leak`: the same containment as a GitHub report.
+pub(super) async fn report_leak(
+    cfg: &Config,
+    json_out: bool,
+    now: i64,
+    secret: &str,
+    url: Option<&str>,
+) -> anyhow::Result<()> {
+    use crate::leaks::{Finding, Outcome};
+    let store = open_store(cfg).await?;
+    let found = Finding {
+        kind: Some("postern_api_key"),
+        url,
+        source: Some("operator"),
+    };
+    let actor = audit::cli_actor();
+    match crate::leaks::report(&store, secret, &found, &actor, None, now).await? {
+        Outcome::NotOurs => {
+            bail!(
+                "not a key of this Postern (malformed, wrong checksum, or unknown): nothing revoked"
+            )
+        }
+        Outcome::Leaked { key_id, held } => {
+            crate::audit::write_head(&store, &cfg.audit.head_path(&cfg.data_dir), now).await?;
+            if json_out {
+                println!("{}", json!({"id": key_id, "revoked": true, "held": held}));
+            } else {
+                println!(
+                    "Revoked key {key_id}; {held} waiting messages held (review: postern held list --key {key_id}; \
+                     release with postern resume --key {key_id}). Running servers refuse it within {} s.",
+                    crate::auth::CACHE_TTL.as_secs()
+                );
+            }
+            Ok(())
+        }
     }
 }

@@ -16,18 +16,23 @@ use crate::init::{CONFIG_FILE, InitReport};
 use crate::store::{KeyRecord, Store, StoreError};
 
 mod alerts;
+mod audit;
 mod feedback;
 mod keys;
 mod pause;
 mod routing;
+mod secrets;
 mod simulate;
 mod suppressions;
 
 use alerts::{AlertsCmd, alerts};
+
+use audit::{AuditCmd, audit, audited};
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, SCOPES, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
+use secrets::{SecretsCmd, secrets};
 use simulate::SimulateArgs;
 use suppressions::{SuppressionCmd, suppressions};
 
@@ -98,6 +103,12 @@ enum Cmd {
     /// The compromise detector: what it saw and what it did
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// The audit log: every administrative act, hash-chained
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Encrypted secrets (provider credentials, tokens): set, list, rotate-kek
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +161,15 @@ enum KeyCmd {
     },
     /// Revoke a key at once
     Revoke { id: String },
+    /// A key's secret was found where it should not be: revoke it at once, hold its mail
+    /// still waiting to go (review with `held list --key ID`), raise an alert
+    ReportLeak {
+        /// The leaked secret (pst_live_...)
+        secret: String,
+        /// Where it was found
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +270,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let name = TenantName::parse(&name)?;
             let store = open_store(&cfg).await?;
             let t = store.create_tenant(name.as_str(), now).await?;
+            let target = format!("tenant:{}", t.name);
+            audited(
+                &cfg,
+                &store,
+                now,
+                "tenant.add",
+                &target,
+                None,
+                json!({"id": t.id}),
+            )
+            .await?;
             if json_out {
                 println!("{}", serde_json::to_string(&t)?);
             } else {
@@ -310,6 +341,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             store.insert_key(&rec).await?;
+            let detail = json!({"tenant": rec.tenant, "scopes": rec.scopes, "policy": rec.policy, "expires_at": rec.expires_at, "description": rec.description});
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.create",
+                &format!("key:{}", rec.id),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",
@@ -347,6 +389,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Err(StoreError::Conflict(what)) => bail!("cannot rotate: there is already {what}"),
                 r => r?,
             }
+            let detail = json!({"successor": new.id, "grace_until": now + grace_ms});
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.rotate",
+                &format!("key:{old_id}"),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",
@@ -389,6 +442,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Err(StoreError::NotFound) => bail!("no key {id}"),
                 r => r?,
             }
+            audited(
+                &cfg,
+                &store,
+                now,
+                "key.revoke",
+                &format!("key:{id}"),
+                None,
+                json!({}),
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"id": id.as_str(), "revoked": true}));
             } else {
@@ -415,6 +478,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Keys(KeyCmd::ReportLeak { secret, url }) => {
+            keys::report_leak(&cfg, json_out, now, &secret, url.as_deref()).await
+        }
         Cmd::Route(cmd) => route(cmd, &cfg, json_out, now).await,
         Cmd::Pause(args) => pause(args, true, &cfg, json_out, now).await,
         Cmd::Resume(args) => pause(args, false, &cfg, json_out, now).await,
@@ -422,6 +488,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
         Cmd::Alerts(cmd) => alerts(cmd, &cfg, json_out, now).await,
+        Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
+        Cmd::Secrets(cmd) => secrets(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {
             let store = open_store(&cfg).await?;
             let alerts = store.alerts(limit.clamp(1, 10_000)).await?;
@@ -443,6 +511,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Providers(ProviderCmd::Test { name }) => {
+            let cfg = if crate::secrets::has_refs(&cfg) {
+                crate::secrets::resolve_config(&cfg, &open_store(&cfg).await?).await?
+            } else {
+                cfg
+            };
             let providers = crate::providers::Providers::from_config(&cfg)?;
             let p = providers
                 .get(&name)

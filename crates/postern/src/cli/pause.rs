@@ -107,6 +107,8 @@ pub(super) async fn pause(
         bail!("say what to pause: --all, --tenant, --key, --provider or --channel")
     };
     let who = actor(a.actor.clone());
+    let target = format!("{}:{}", scope.kind(), scope.target());
+    let target = target.trim_end_matches(':');
     if on {
         let p = Pause {
             scope,
@@ -115,6 +117,8 @@ pub(super) async fn pause(
             created_at: now,
         };
         let new = store.pause(&p).await?;
+        let detail = json!({"actor": p.actor, "already": !new});
+        audited(cfg, &store, now, "pause", target, Some(&p.reason), detail).await?;
         if json_out {
             println!("{}", json!({"paused": p, "already": !new}));
         } else if new {
@@ -127,6 +131,8 @@ pub(super) async fn pause(
         }
     } else {
         let (was, released) = store.resume(&scope, &who, now).await?;
+        let detail = json!({"actor": who, "was_paused": was, "released": released});
+        audited(cfg, &store, now, "resume", target, None, detail).await?;
         if json_out {
             println!(
                 "{}",
@@ -164,6 +170,19 @@ pub(super) async fn held_filter(
         },
         held_by: None,
     })
+}
+
+/// `tenant:T`, `key:ID`, both, or `all`, for the audit log.
+fn held_target(f: &HeldFilterArgs) -> String {
+    let parts: Vec<String> = [("tenant", &f.tenant), ("key", &f.key)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")))
+        .collect();
+    if parts.is_empty() {
+        "all".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 pub(super) async fn held(
@@ -207,6 +226,17 @@ pub(super) async fn held(
             let n = store
                 .release_held(&f, &who, "released by an operator", now)
                 .await?;
+            let detail = json!({"actor": who, "released": n});
+            audited(
+                cfg,
+                &store,
+                now,
+                "held.release",
+                &held_target(&filter),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"released": n}));
             } else {
@@ -230,6 +260,17 @@ pub(super) async fn held(
             let f = held_filter(&store, &filter).await?;
             let who = actor(who);
             let n = store.purge_held(&f, &who, &reason, now).await?;
+            let detail = json!({"actor": who, "purged": n});
+            audited(
+                cfg,
+                &store,
+                now,
+                "held.purge",
+                &held_target(&filter),
+                Some(&reason),
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"purged": n, "by": who}));
             } else {

@@ -58,6 +58,17 @@ pub(super) async fn route(
                 bail!("provider {:?} is named twice", dup.1);
             }
             store.set_route(&id, &list, now).await?;
+            let target = format!("tenant:{tenant}");
+            audited(
+                cfg,
+                &store,
+                now,
+                "route.set",
+                &target,
+                None,
+                json!({"route": list}),
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"tenant": tenant, "route": list}));
             } else {
@@ -70,6 +81,8 @@ pub(super) async fn route(
         RouteCmd::Clear { tenant } => {
             let id = tenant_id(&store, &tenant).await?;
             store.set_route(&id, &[], now).await?;
+            let target = format!("tenant:{tenant}");
+            audited(cfg, &store, now, "route.clear", &target, None, json!({})).await?;
             if json_out {
                 println!("{}", json!({"tenant": tenant, "route": cfg.routes.default}));
             } else {
@@ -140,6 +153,17 @@ pub(super) async fn route(
                 Err(StoreError::Conflict(what)) => bail!("cannot move: {what}"),
                 r => r?,
             };
+            let detail = json!({"from": from, "to": to, "tenant": tenant, "in_force": m.is_some()});
+            audited(
+                cfg,
+                &store,
+                now,
+                "route.move",
+                &format!("provider:{from}"),
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!(
                     "{}",

@@ -97,6 +97,19 @@ pub(super) async fn suppressions(
                 .map(|a| entry(a, &reason, "cli", None))
                 .collect();
             let n = store.suppress(&id, &list).await?;
+            let addresses: Vec<&str> = list.iter().map(|s| s.address.as_str()).collect();
+            let detail = json!({"addresses": addresses, "added": n});
+            let target = format!("tenant:{tenant}");
+            audited(
+                cfg,
+                &store,
+                now,
+                "suppression.add",
+                &target,
+                Some(&reason),
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"added": n, "already": list.len() as u64 - n}));
             } else {
@@ -108,9 +121,20 @@ pub(super) async fn suppressions(
         }
         SuppressionCmd::Remove { tenant, addresses } => {
             let id = tenant_id(&store, &tenant).await?;
-            let n = store
-                .unsuppress(&id, &checked_addresses(&addresses)?)
-                .await?;
+            let addresses = checked_addresses(&addresses)?;
+            let n = store.unsuppress(&id, &addresses).await?;
+            let detail = json!({"addresses": addresses, "removed": n});
+            let target = format!("tenant:{tenant}");
+            audited(
+                cfg,
+                &store,
+                now,
+                "suppression.remove",
+                &target,
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"removed": n}));
             } else {
@@ -121,6 +145,18 @@ pub(super) async fn suppressions(
             let id = tenant_id(&store, &tenant).await?;
             let list = read_suppression_csv(&file, now)?;
             let n = store.suppress(&id, &list).await?;
+            let detail = json!({"file": file, "rows": list.len(), "added": n});
+            let target = format!("tenant:{tenant}");
+            audited(
+                cfg,
+                &store,
+                now,
+                "suppression.import",
+                &target,
+                None,
+                detail,
+            )
+            .await?;
             if json_out {
                 println!("{}", json!({"rows": list.len(), "added": n}));
             } else {

@@ -389,6 +389,18 @@ pub async fn contain(
                 tracing::error!(error = %e, "persisting the guard's pause failed; it holds on this node only");
             }
         }
+        let target = format!("{}:{}", t.scope.kind(), t.scope.target());
+        let ev = crate::audit::AuditEvent {
+            actor: "guard",
+            source_ip: None,
+            action: if t.hold { "guard.hold" } else { "guard.alert" },
+            target: target.trim_end_matches(':'),
+            reason: Some(t.signal),
+            detail: t.evidence.clone(),
+        };
+        if let Err(e) = crate::audit::record(&store, now, ev).await {
+            tracing::error!(error = %e, "recording the guard's action in the audit log failed");
+        }
         let alert = Alert {
             id: uuid::Uuid::now_v7().to_string(),
             at: now,

@@ -3,6 +3,7 @@
 
 mod error;
 mod feedback;
+mod leaks;
 mod messages;
 mod ops;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub delivering: bool,
     pub suppression: crate::config::SuppressionConfig,
     pub guard: Option<crate::guard::Guard>,
+    /// Public keys leak reports are signed with.
+    pub leaks: crate::leaks::LeakVerifier,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
@@ -42,6 +45,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/feedback/raw", post(feedback::raw))
+        .route("/v1/keys/leaked", post(leaks::leaked))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

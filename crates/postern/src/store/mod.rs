@@ -3,11 +3,14 @@
 //! only what differs (connection setup, schema, claiming).
 
 mod alerts;
+mod audit;
 mod feedback;
+mod leaks;
 mod notices;
 mod pauses;
 mod postgres;
 mod routes;
+mod secrets;
 mod sqlite;
 pub mod suppressions;
 
@@ -16,6 +19,7 @@ pub use feedback::{FeedbackRecord, SentMessage};
 pub use notices::Notice;
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
+pub use secrets::SecretRow;
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -714,6 +718,14 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 8,
+                sql: include_str!("audit.sql").to_owned(),
+            },
+            Migration {
+                version: 9,
+                sql: include_str!("secrets.sql").to_owned(),
             },
             Migration {
                 version: 12,

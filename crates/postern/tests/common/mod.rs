@@ -100,6 +100,27 @@ where
     .expect("thread")
 }
 
+/// Runs a future that need not be `Send` on a private current-thread runtime, in a thread of
+/// its own (so it works from inside another runtime too). Tasks may use `spawn_local`.
+pub fn block_local<M, F>(make: M) -> F::Output
+where
+    M: FnOnce() -> F + Send,
+    F: std::future::Future,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            tokio::task::LocalSet::new().block_on(&rt, make())
+        })
+        .join()
+        .expect("thread")
+    })
+}
+
 /// A real SMTP server (tests/support/sink.py on aiosmtpd).
 pub struct Sink {
     pub port: u16,
@@ -265,6 +286,31 @@ impl App {
         )
     }
 
+    /// Runs a CLI command with `input` on its stdin: (success, stdout, stderr).
+    pub fn cli_stdin(&self, args: &[&str], input: &[u8]) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run postern");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
     /// Starts (or restarts) `serve` and waits until it listens.
     pub fn start(&mut self) {
         let info = self.dir.path().join("postern-data/serve.json");
@@ -327,6 +373,39 @@ impl App {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The database this instance uses.
+    pub fn database_url(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}",
+                self.dir.path().join("postern-data/postern.db").display()
+            ),
+            Backend::Postgres(db) => db.url.clone(),
+        }
+    }
+
+    /// Runs SQL statements straight on the database (as someone with access to it would).
+    pub fn sql(&self, statements: &str) {
+        use sqlx::Connection;
+        let url = self.database_url();
+        let sqlite = matches!(self.backend, Backend::Sqlite);
+        block_local(|| async {
+            if sqlite {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::raw_sql(statements)
+                    .execute(&mut c)
+                    .await
+                    .expect(statements);
+            } else {
+                let mut c = sqlx::PgConnection::connect(&url).await.expect("postgres");
+                sqlx::raw_sql(statements)
+                    .execute(&mut c)
+                    .await
+                    .expect(statements);
+            }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
