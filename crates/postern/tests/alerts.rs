@@ -1,10 +1,13 @@
 //! Alerts to operators: a guard trip is told once by signed webhook and once by email through a
 //! provider other than the suspect one (aiosmtpd as the real SMTP peer); duplicates fold into
-//! one notice with a count; an unacknowledged notice escalates on a manual clock; ack stops it.
+//! one notice with a count; an unacknowledged notice escalates on a manual clock (a second
+//! webhook and an SMS through the twilio provider, against the Twilio API fake); ack stops it.
 //! Run against SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "support/peers.rs"]
+mod peers;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,6 +75,7 @@ async fn a_trip_is_told_once_by_webhook_and_by_email_off_the_suspect_provider_th
     let backup = Sink::start(&[]);
     let (hook, first) = receiver().await;
     let (hook2, second) = receiver().await;
+    let twilio = peers::Fake::start("twilio", "tok");
     let toml = format!(
         r#"
 [providers.primary]
@@ -82,6 +86,12 @@ port = {p1}
 type = "smtp"
 host = "127.0.0.1"
 port = {p2}
+[providers.sms]
+type = "twilio"
+account_sid = "{sid}"
+auth_token = "tok"
+from = "+15005550006"
+base_url = "http://127.0.0.1:{tp}"
 [routes]
 default = ["primary"]
 [alerts]
@@ -101,7 +111,14 @@ type = "webhook"
 url = "{hook2}"
 secret = "s3cret"
 level = 2
+[[alerts.channels]]
+type = "sms"
+provider = "sms"
+to = ["+15558675310"]
+level = 2
 "#,
+        sid = peers::TWILIO_SID,
+        tp = twilio.port,
         p1 = suspect.port,
         p2 = backup.port,
     );
@@ -228,6 +245,20 @@ level = 2
                 (&serde_json::json!(true), &serde_json::json!(3))
             );
         }
+        let texts = twilio.requests().await;
+        assert_eq!(texts.len(), round + 1, "one SMS at level 2: {texts:?}");
+        assert_eq!(
+            texts[round]["recipients"],
+            serde_json::json!(["+15558675310"])
+        );
+        assert!(
+            texts[round]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Postern guard: volume on key k1, action hold (3 times)"),
+            "{}",
+            texts[round]
+        );
         clock.advance_ms(400_000);
         assert_eq!(notifier.pass().await.unwrap().escalated, 0, "no level 3");
 

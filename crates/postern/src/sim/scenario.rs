@@ -570,7 +570,7 @@ recipients = { pool = "customers", size = 100 }
         let bad = MIN.replace("kind = \"legitimate\"", "kind = \"legitimate\"\nspeed = 4");
         let e = Scenario::parse("x.toml", &bad).expect_err("unknown key");
         let msg = e.to_string();
-        assert!(msg.contains("line 22") && msg.contains("speed"), "{msg}");
+        assert!(msg.contains("line 19") && msg.contains("speed"), "{msg}");
     }
 
     #[test]
