@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod admin;
+
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /v1/messages`.

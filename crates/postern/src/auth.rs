@@ -223,6 +223,9 @@ impl KeyAuthenticator {
             return Err(AuthError::Missing);
         }
         let secret = ApiKeySecret::parse(presented)?;
+        if secret.mode() == crate::domain::KeyMode::Admin {
+            return Err(AuthError::Unknown);
+        }
         let rec = self.record(secret.id().as_str()).await?;
         if !secret.matches(&rec.secret_hash) {
             return Err(AuthError::Unknown);

@@ -49,3 +49,22 @@ pub fn rfc3339(ms: i64) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// `90d`, `12h`, `30m`, `45s` → milliseconds (positive).
+pub fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a duration (like 90d, 12h, 30m)"))?;
+    let unit_ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" => 1_000,
+        _ => anyhow::bail!("{s:?} is not a duration (like 90d, 12h, 30m)"),
+    };
+    n.checked_mul(unit_ms)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| anyhow::anyhow!("{s:?} is not a positive duration"))
+}

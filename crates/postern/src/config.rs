@@ -36,6 +36,8 @@ pub struct Config {
     #[serde(default)]
     pub guard: crate::guard::GuardConfig,
     #[serde(default)]
+    pub admin: crate::admin::AdminConfig,
+    #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,

@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use argon2::password_hash::{PasswordHasher, SaltString};
-use rand::Rng;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -44,6 +42,14 @@ dir = "./postern-data/outbox"
 
 [routes]
 default = ["local"]
+
+# [admin]                    # admin logins (POST /admin/v1/login): password + TOTP
+# session_ttl = "12h"        # a session ends this long after login
+# session_idle = "30m"       # ... or when unused this long
+# max_failures = 5           # failed logins in a row that lock an account
+# lockout = "15m"            # for this long; also the window of the per-address limit
+# ip_max_failures = 20       # failed logins from one address within `lockout`
+# secure_cookie = false      # true when admins reach Postern over HTTPS
 "#;
 
 /// What `init` created, printed once.
@@ -55,14 +61,6 @@ pub struct InitReport {
     pub tenant: String,
     pub api_key_id: String,
     pub api_key: String,
-}
-
-fn random_password() -> String {
-    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..20)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-        .collect()
 }
 
 /// Writes `dir/postern.toml` and everything it points at. Refuses to overwrite unless `force`.
@@ -87,12 +85,10 @@ pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
 
     let store = Store::connect(&cfg.database_url()).await?;
     let now = SystemClock.now_ms();
-    let password = random_password();
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    let hash = argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?
-        .to_string();
+    // The owner account, on a one-time password: its first login enrols TOTP and sets a
+    // password of its own (see crate::admin).
+    let password = crate::admin::one_time_password();
+    let hash = crate::admin::hash_password(&password)?;
     store.upsert_admin("admin", &hash, now).await?;
     let tenant = match store.create_tenant("default", now).await {
         Ok(t) => t,

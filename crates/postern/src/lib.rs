@@ -1,5 +1,6 @@
 //! Postern: a self-hosted outbound messaging gateway. See ARCHITECTURE.md for the codemap.
 
+pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod auth;

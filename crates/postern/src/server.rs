@@ -123,6 +123,17 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
         leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
+        admin: crate::http::admin::AdminContext {
+            logins: crate::admin::Logins::new(
+                store.clone(),
+                clock.clone(),
+                cfg.admin.clone(),
+                crate::admin::login::keyring(&cfg.secrets)
+                    .context("loading the KEK that seals admin TOTP secrets")?,
+            ),
+            config: Arc::new(cfg.clone()),
+            health: dispatch.health.clone(),
+        },
     });
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await

@@ -7,6 +7,7 @@
 
 mod common;
 #[path = "support/peers.rs"]
+#[allow(dead_code)]
 mod peers;
 
 use std::sync::{Arc, Mutex};

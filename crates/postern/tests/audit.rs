@@ -293,3 +293,42 @@ fn the_guards_containment_is_recorded() {
         verify(&app).unwrap();
     });
 }
+
+#[test]
+fn a_consistent_rewrite_is_caught_by_the_head_file() {
+    for backend in Backend::all() {
+        let app = App::spawn(backend, &[]);
+        for i in 0..4 {
+            app.cli(&["tenants", "add", &format!("t{i}")]);
+        }
+        verify(&app).unwrap();
+        // Someone with the database rewrites entry 2 and recomputes every hash after it,
+        // head row included: the chain inside the database is consistent again.
+        let url = app.database_url();
+        let mut entries = block_local(move || async move {
+            let store = postern::store::Store::connect(&url).await.unwrap();
+            store.audit_entries(0, i64::MIN, 100).await.unwrap()
+        });
+        entries[1].target = "tenant:forged".into();
+        let mut prev = entries[0].hash.clone();
+        let mut sql = String::new();
+        for e in entries.iter_mut().skip(1) {
+            e.prev_hash = prev;
+            e.hash = postern::audit::entry_hash(e);
+            prev = e.hash.clone();
+            sql.push_str(&format!(
+                "UPDATE audit_log SET target = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
+                e.target, e.prev_hash, e.hash, e.seq
+            ));
+        }
+        sql.push_str(&format!(
+            "UPDATE audit_head SET hash = '{prev}' WHERE id = 1;"
+        ));
+        app.sql(&sql);
+        let err = verify(&app).unwrap_err();
+        assert!(
+            err.contains("entry 2 is not the one the head file recorded"),
+            "{err}"
+        );
+    }
+}

@@ -99,6 +99,103 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+/// A real SMTP relay (STARTTLS, AUTH) that takes mail only with `password`, and `app`
+/// restarted with it as its route, the password given as "secret:relay-pass".
+fn relay_with_secret(app: &mut App, password: &str) -> (Sink, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["init", "--json", "--dir"])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tls = certs.path().join("postern-data/tls");
+    let sink = Sink::start(&[
+        "--tls",
+        tls.join("cert.pem").to_str().unwrap(),
+        tls.join("key.pem").to_str().unwrap(),
+        "--auth",
+        &format!("relayuser:{password}"),
+    ]);
+    app.kill9();
+    for (k, v) in [
+        ("POSTERN_PROVIDERS_RELAY_TYPE", "smtp".to_owned()),
+        ("POSTERN_PROVIDERS_RELAY_HOST", "127.0.0.1".to_owned()),
+        ("POSTERN_PROVIDERS_RELAY_PORT", sink.port.to_string()),
+        ("POSTERN_PROVIDERS_RELAY_TLS", "starttls".to_owned()),
+        (
+            "POSTERN_PROVIDERS_RELAY_DANGER_ACCEPT_INVALID_CERTS",
+            "true".to_owned(),
+        ),
+        ("POSTERN_PROVIDERS_RELAY_USERNAME", "relayuser".to_owned()),
+        (
+            "POSTERN_PROVIDERS_RELAY_PASSWORD",
+            "secret:relay-pass".to_owned(),
+        ),
+        ("POSTERN_ROUTES_DEFAULT", r#"["relay"]"#.to_owned()),
+    ] {
+        app.env.push((k.into(), v));
+    }
+    app.start();
+    (sink, certs)
+}
+
+async fn delivered_through(app: &App, sink: &Sink, n: usize) {
+    let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
+    app.wait_status(body["id"].as_str().unwrap(), "delivered", 30)
+        .await;
+    assert_eq!(sink.messages().len(), n);
+}
+
+fn set_env(app: &mut App, key: &str, value: &Path) {
+    app.env.retain(|(k, _)| k != key);
+    app.env.push((key.into(), value.to_str().unwrap().into()));
+}
+
+#[test]
+fn a_kek_rotation_needs_no_downtime() {
+    run_blocking(async {
+        let keys = tempfile::tempdir().unwrap();
+        let (old, _) = write_kek(keys.path(), "old");
+        let (new, _) = write_kek(keys.path(), "new");
+        let mut app = App::spawn(
+            Backend::Sqlite,
+            &[("POSTERN_SECRETS_KEK_FILE", old.to_str().unwrap())],
+        );
+        set_secret(&app, "relay-pass", "p4ss-rotation");
+        let (sink, _certs) = relay_with_secret(&mut app, "p4ss-rotation");
+        delivered_through(&app, &sink, 1).await;
+        // Rotated while it runs: it keeps sending.
+        app.cli(&[
+            "secrets",
+            "rotate-kek",
+            "--new-kek-file",
+            new.to_str().unwrap(),
+        ]);
+        delivered_through(&app, &sink, 2).await;
+        // Restarted mid-change with the new KEK and the old one as previous, then with the
+        // new one alone: it starts and sends each time.
+        set_env(&mut app, "POSTERN_SECRETS_KEK_FILE", &new);
+        set_env(&mut app, "POSTERN_SECRETS_PREVIOUS_KEK_FILE", &old);
+        app.kill9();
+        app.start();
+        delivered_through(&app, &sink, 3).await;
+        app.env
+            .retain(|(k, _)| k != "POSTERN_SECRETS_PREVIOUS_KEK_FILE");
+        app.kill9();
+        app.start();
+        delivered_through(&app, &sink, 4).await;
+        // The old KEK alone no longer starts it, and says why.
+        set_env(&mut app, "POSTERN_SECRETS_KEK_FILE", &old);
+        app.kill9();
+        let (ok, _, err) = app.cli_raw(&["serve"]);
+        assert!(
+            !ok && err.contains("wrong KEK") && err.contains("[providers.relay] password"),
+            "{err}"
+        );
+    });
+}
+
 #[test]
 fn a_copy_of_the_database_holds_no_secret() {
     for backend in Backend::all() {
@@ -142,45 +239,8 @@ fn a_copy_of_the_database_holds_no_secret() {
             assert!(secrets.iter().all(|(_, v)| !listed.contains(v.as_str())));
 
             // A provider that names the secret uses it: the relay only takes mail with it.
-            let certs = tempfile::tempdir().unwrap();
-            let out = std::process::Command::new(common::BIN)
-                .args(["init", "--json", "--dir"])
-                .arg(certs.path())
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            let tls = certs.path().join("postern-data/tls");
-            let sink = Sink::start(&[
-                "--tls",
-                tls.join("cert.pem").to_str().unwrap(),
-                tls.join("key.pem").to_str().unwrap(),
-                "--auth",
-                &format!("relayuser:{relay_pass}"),
-            ]);
-            app.kill9();
-            for (k, v) in [
-                ("POSTERN_PROVIDERS_RELAY_TYPE", "smtp".to_owned()),
-                ("POSTERN_PROVIDERS_RELAY_HOST", "127.0.0.1".to_owned()),
-                ("POSTERN_PROVIDERS_RELAY_PORT", sink.port.to_string()),
-                ("POSTERN_PROVIDERS_RELAY_TLS", "starttls".to_owned()),
-                (
-                    "POSTERN_PROVIDERS_RELAY_DANGER_ACCEPT_INVALID_CERTS",
-                    "true".to_owned(),
-                ),
-                ("POSTERN_PROVIDERS_RELAY_USERNAME", "relayuser".to_owned()),
-                (
-                    "POSTERN_PROVIDERS_RELAY_PASSWORD",
-                    "secret:relay-pass".to_owned(),
-                ),
-                ("POSTERN_ROUTES_DEFAULT", r#"["relay"]"#.to_owned()),
-            ] {
-                app.env.push((k.into(), v));
-            }
-            app.start();
-            let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
-            app.wait_status(body["id"].as_str().unwrap(), "delivered", 30)
-                .await;
-            assert_eq!(sink.messages().len(), 1);
+            let (sink, _certs) = relay_with_secret(&mut app, &relay_pass);
+            delivered_through(&app, &sink, 1).await;
             app.terminate();
 
             let copy = dump(&app);

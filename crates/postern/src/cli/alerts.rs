@@ -1,6 +1,7 @@
 //! `postern alerts list` and `alerts ack ID`: the notices operators were sent.
 
 use super::*;
+use crate::store::StoreError;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum AlertsCmd {

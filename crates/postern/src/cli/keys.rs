@@ -2,8 +2,7 @@
 
 use super::*;
 
-/// send: email; sms; social: posts; read: message status; admin: everything.
-pub(super) const SCOPES: &[&str] = &["send", "sms", "social", "read", "admin"];
+pub(super) use crate::clock::parse_duration_ms;
 
 #[derive(clap::Args, Debug)]
 pub(super) struct KeyLimitArgs {
@@ -37,25 +36,6 @@ pub(super) fn list_arg(s: &Option<String>) -> Vec<String> {
         .collect()
 }
 
-/// `90d`, `12h`, `30m`, `45s` → milliseconds.
-pub(super) fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{s:?} is not a duration (like 90d, 12h, 30m)"))?;
-    let unit_ms = match unit {
-        "d" => 86_400_000,
-        "h" => 3_600_000,
-        "m" => 60_000,
-        "s" => 1_000,
-        _ => bail!("{s:?} is not a duration (like 90d, 12h, 30m)"),
-    };
-    n.checked_mul(unit_ms)
-        .filter(|ms| *ms > 0)
-        .ok_or_else(|| anyhow::anyhow!("{s:?} is not a positive duration"))
-}
-
 /// An RFC 3339 time in milliseconds since the epoch.
 pub(super) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
@@ -81,41 +61,16 @@ impl KeyLimitArgs {
                     })?,
             ),
         };
-        let allow_ips = list_arg(&self.allow_ip)
-            .iter()
-            .map(|c| {
-                c.parse::<ipnet::IpNet>()
-                    .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        anyhow::anyhow!("--allow-ip {c:?} is not a network (10.0.0.0/8) or address")
-                    })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let policy = crate::domain::KeyPolicy {
+        Ok(crate::admin::ops::KeyLimits {
+            flag: "--",
             from_domains: list_arg(&self.from_domain),
             rcpt_domains: list_arg(&self.rcpt_domain),
             rate_per_sec: rate,
             daily_limit: self.daily,
-            allow_ips,
+            allow_ips: list_arg(&self.allow_ip),
+            expires: self.expires.clone(),
         }
-        .normalized()
-        .map_err(|e| anyhow::anyhow!(e))?;
-        let expires_at =
-            match &self.expires {
-                None => None,
-                Some(e) => Some(match parse_rfc3339_ms(e) {
-                    Some(t) => t,
-                    None => now + parse_duration_ms(e).map_err(|_| {
-                        anyhow::anyhow!(
-                            "--expires {e:?}: expected a duration (90d, 12h) or an RFC 3339 time"
-                        )
-                    })?,
-                }),
-            };
-        if expires_at.is_some_and(|t| t <= now) {
-            bail!("--expires is in the past");
-        }
-        Ok((policy, expires_at))
+        .policy(now)?)
     }
 }
 

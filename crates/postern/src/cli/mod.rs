@@ -9,12 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use crate::admin::ops;
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::config::Config;
-use crate::domain::{ApiKeySecret, KeyMode, TenantName};
 use crate::init::{CONFIG_FILE, InitReport};
-use crate::store::{KeyRecord, Store, StoreError};
+use crate::store::Store;
 
+mod admin;
 mod alerts;
 mod audit;
 mod feedback;
@@ -25,11 +26,12 @@ mod secrets;
 mod simulate;
 mod suppressions;
 
+use admin::{AdminCmd, admin};
 use alerts::{AlertsCmd, alerts};
 
 use audit::{AuditCmd, audit, audited};
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
-use keys::{KeyLimitArgs, SCOPES, parse_duration_ms};
+use keys::{KeyLimitArgs, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
 use secrets::{SecretsCmd, secrets};
@@ -103,6 +105,9 @@ enum Cmd {
     /// The compromise detector: what it saw and what it did
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// Admin accounts (password + TOTP) and admin API tokens
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// The audit log: every administrative act, hash-chained
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -210,7 +215,7 @@ fn print_init(r: &InitReport, json_out: bool) {
     println!("Wrote {}", r.config.display());
     println!("Admin user:      {}", r.admin_user);
     println!(
-        "Admin password:  {}   (shown once; change it at first login)",
+        "Admin password:  {}   (one-time: the first login enrols TOTP and sets your own)",
         r.admin_password
     );
     println!("Tenant:          {}", r.tenant);
@@ -267,9 +272,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Init { .. } | Cmd::Bounce(_) | Cmd::Simulate(_) => unreachable_init(),
         Cmd::Serve => serve(cfg).await,
         Cmd::Tenants(TenantCmd::Add { name }) => {
-            let name = TenantName::parse(&name)?;
             let store = open_store(&cfg).await?;
-            let t = store.create_tenant(name.as_str(), now).await?;
+            let t = ops::add_tenant(&store, &name, now).await?;
             let target = format!("tenant:{}", t.name);
             audited(
                 &cfg,
@@ -308,39 +312,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             limits,
         }) => {
             let (policy, expires_at) = limits.policy(now)?;
-            let tenant = TenantName::parse(&tenant)?;
-            let scopes: Vec<&str> = scope
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            if scopes.is_empty() {
-                bail!("--scope needs at least one of: {}", SCOPES.join(", "));
-            }
-            if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(s)) {
-                bail!("unknown scope {bad:?}; known scopes: {}", SCOPES.join(", "));
-            }
+            let scopes = ops::scopes(scope.split(','))?;
             let store = open_store(&cfg).await?;
-            let t = match store.tenant_by_name(tenant.as_str()).await {
-                Err(StoreError::NotFound) => {
+            let tenant = match ops::tenant(&store, &tenant).await {
+                Err(ops::OpError::NotFound(_)) => {
                     bail!("no tenant {tenant:?} (add it with `postern tenants add {tenant}`)")
                 }
                 r => r?,
             };
-            let secret = ApiKeySecret::generate(if test { KeyMode::Test } else { KeyMode::Live });
-            let rec = KeyRecord {
-                id: secret.id().to_string(),
-                tenant_id: t.id,
-                tenant: t.name,
-                secret_hash: secret.hash(),
-                scopes: scopes.join(","),
+            let new = ops::NewKey {
+                tenant,
+                scopes: scopes.clone(),
+                test,
                 description,
-                created_at: now,
                 policy,
                 expires_at,
-                ..Default::default()
             };
-            store.insert_key(&rec).await?;
+            let (rec, secret) = ops::create_key(&store, new, now).await?;
             let detail = json!({"tenant": rec.tenant, "scopes": rec.scopes, "policy": rec.policy, "expires_at": rec.expires_at, "description": rec.description});
             audited(
                 &cfg,
@@ -367,28 +355,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Keys(KeyCmd::Rotate { id, grace }) => {
             let grace_ms = parse_duration_ms(&grace)?;
             let store = open_store(&cfg).await?;
-            let old_id = key_id(&store, &id).await?;
-            let old = store.key(&old_id).await?;
-            if old.revoked_at.is_some() {
-                bail!("key {old_id} is revoked; create a new key instead");
-            }
-            let secret = ApiKeySecret::generate(KeyMode::Live);
-            let new = KeyRecord {
-                id: secret.id().to_string(),
-                secret_hash: secret.hash(),
-                created_at: now,
-                description: Some(format!("successor of {old_id}")),
-                revoked_at: None,
-                grace_until: None,
-                successor_id: None,
-                last_used_at: None,
-                last_ip: None,
-                ..old
-            };
-            match store.rotate_key(&old_id, &new, now + grace_ms).await {
-                Err(StoreError::Conflict(what)) => bail!("cannot rotate: there is already {what}"),
-                r => r?,
-            }
+            let old = ops::key(&store, &id).await?;
+            let old_id = old.id.clone();
+            let (new, secret) = ops::rotate_key(&store, old, grace_ms, now).await?;
             let detail = json!({"successor": new.id, "grace_until": now + grace_ms});
             audited(
                 &cfg,
@@ -432,16 +401,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Keys(KeyCmd::Revoke { id }) => {
-            let id = crate::domain::ApiKeyId::parse(&id).map_err(|_| {
-                anyhow::anyhow!(
-                    "{id:?} is not a key id (12 letters and digits, as in `postern keys list`)"
-                )
-            })?;
             let store = open_store(&cfg).await?;
-            match store.revoke_key(id.as_str(), now).await {
-                Err(StoreError::NotFound) => bail!("no key {id}"),
-                r => r?,
-            }
+            let id = ops::key(&store, &id).await?.id;
+            store.revoke_key(&id, now).await?;
             audited(
                 &cfg,
                 &store,
@@ -453,7 +415,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             if json_out {
-                println!("{}", json!({"id": id.as_str(), "revoked": true}));
+                println!("{}", json!({"id": id, "revoked": true}));
             } else {
                 println!(
                     "Revoked key {id} (running servers stop accepting it within {} s)",
@@ -487,6 +449,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
+        Cmd::Admin(cmd) => admin(cmd, &cfg, json_out, now).await,
         Cmd::Alerts(cmd) => alerts(cmd, &cfg, json_out, now).await,
         Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
         Cmd::Secrets(cmd) => secrets(cmd, &cfg, json_out, now).await,
@@ -559,31 +522,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn tenant_id(store: &Store, name: &str) -> anyhow::Result<String> {
-    let name = TenantName::parse(name)?;
-    match store.tenant_by_name(name.as_str()).await {
-        Err(StoreError::NotFound) => bail!("no tenant {name:?} (see `postern tenants list`)"),
-        r => Ok(r?.id),
-    }
+    Ok(ops::tenant(store, name).await?.id)
 }
 
 /// [`tenant_id`] for an optional `--tenant`.
 async fn tenant_id_if(store: &Store, name: Option<&str>) -> anyhow::Result<Option<String>> {
-    match name {
-        Some(t) => Ok(Some(tenant_id(store, t).await?)),
-        None => Ok(None),
-    }
-}
-
-fn known_provider(cfg: &Config, name: &str) -> anyhow::Result<String> {
-    let name = name.trim();
-    if !cfg.providers.contains_key(name) {
-        let known: Vec<&str> = cfg.providers.keys().map(String::as_str).collect();
-        bail!(
-            "no provider {name:?} in the config (configured: {})",
-            known.join(", ")
-        );
-    }
-    Ok(name.to_owned())
+    Ok(ops::tenant_if(store, name).await?.map(|t| t.id))
 }
 
 fn actor(given: Option<String>) -> String {
@@ -591,16 +535,6 @@ fn actor(given: Option<String>) -> String {
         .or_else(|| std::env::var("USER").ok())
         .filter(|a| !a.trim().is_empty())
         .unwrap_or_else(|| "cli".into())
-}
-
-async fn key_id(store: &Store, id: &str) -> anyhow::Result<String> {
-    let id = crate::domain::ApiKeyId::parse(id).map_err(|_| {
-        anyhow::anyhow!("{id:?} is not a key id (12 letters and digits, as in `postern keys list`)")
-    })?;
-    match store.key(id.as_str()).await {
-        Err(StoreError::NotFound) => bail!("no key {id}"),
-        r => Ok(r?.id),
-    }
 }
 
 fn unreachable_init() -> anyhow::Result<()> {

@@ -78,34 +78,22 @@ pub(super) async fn pause(
     json_out: bool,
     now: i64,
 ) -> anyhow::Result<()> {
-    use crate::guard::{Pause, PauseScope};
+    use crate::guard::Pause;
     let store = open_store(cfg).await?;
-    let (scope, label) = if a.all {
-        (PauseScope::All, "everything".to_owned())
+    let (kind, target) = if a.all {
+        ("all", None)
     } else if let Some(t) = &a.tenant {
-        (
-            PauseScope::Tenant(tenant_id(&store, t).await?),
-            format!("tenant {t}"),
-        )
+        ("tenant", Some(t))
     } else if let Some(k) = &a.key {
-        (
-            PauseScope::Key(key_id(&store, k).await?),
-            format!("key {k}"),
-        )
+        ("key", Some(k))
     } else if let Some(p) = &a.provider {
-        (
-            PauseScope::Provider(known_provider(cfg, p)?),
-            format!("provider {p}"),
-        )
+        ("provider", Some(p))
     } else if let Some(c) = &a.channel {
-        let c = c.trim().to_ascii_lowercase();
-        if !["email", "sms", "social"].contains(&c.as_str()) {
-            bail!("unknown channel {c:?}; channels: email, sms, social");
-        }
-        (PauseScope::Channel(c.clone()), format!("channel {c}"))
+        ("channel", Some(c))
     } else {
         bail!("say what to pause: --all, --tenant, --key, --provider or --channel")
     };
+    let (scope, label) = ops::pause_scope(&store, cfg, kind, target.map(String::as_str)).await?;
     let who = actor(a.actor.clone());
     let target = format!("{}:{}", scope.kind(), scope.target());
     let target = target.trim_end_matches(':');
@@ -158,18 +146,12 @@ pub(super) fn resume_hint(scope: &crate::guard::PauseScope, a: &PauseArgs) -> St
     }
 }
 
-pub(super) async fn held_filter(
+async fn held_filter(
     store: &Store,
     f: &HeldFilterArgs,
+    all: Option<bool>,
 ) -> anyhow::Result<crate::store::HeldFilter> {
-    Ok(crate::store::HeldFilter {
-        tenant_id: tenant_id_if(store, f.tenant.as_deref()).await?,
-        key_id: match &f.key {
-            Some(k) => Some(key_id(store, k).await?),
-            None => None,
-        },
-        held_by: None,
-    })
+    Ok(ops::held_filter(store, f.tenant.as_deref(), f.key.as_deref(), all, "--").await?)
 }
 
 /// `tenant:T`, `key:ID`, both, or `all`, for the audit log.
@@ -192,10 +174,9 @@ pub(super) async fn held(
     now: i64,
 ) -> anyhow::Result<()> {
     let store = open_store(cfg).await?;
-    let unfiltered = |f: &HeldFilterArgs| f.tenant.is_none() && f.key.is_none();
     match cmd {
         HeldCmd::List { filter, limit } => {
-            let f = held_filter(&store, &filter).await?;
+            let f = held_filter(&store, &filter, None).await?;
             let (total, list) = store.held(&f, limit.clamp(0, 10_000)).await?;
             if json_out {
                 println!("{}", json!({"total": total, "messages": list}));
@@ -218,10 +199,7 @@ pub(super) async fn held(
             all,
             actor: who,
         } => {
-            if unfiltered(&filter) && !all {
-                bail!("say which held messages: --tenant, --key, or --all");
-            }
-            let f = held_filter(&store, &filter).await?;
+            let f = held_filter(&store, &filter, Some(all)).await?;
             let who = actor(who);
             let n = store
                 .release_held(&f, &who, "released by an operator", now)
@@ -251,13 +229,8 @@ pub(super) async fn held(
             reason,
             actor: who,
         } => {
-            if unfiltered(&filter) && !all {
-                bail!("say which held messages: --tenant, --key, or --all");
-            }
-            if reason.trim().is_empty() {
-                bail!("--reason must say why these messages are never sent");
-            }
-            let f = held_filter(&store, &filter).await?;
+            let reason = ops::purge_reason(&reason, "--")?.to_owned();
+            let f = held_filter(&store, &filter, Some(all)).await?;
             let who = actor(who);
             let n = store.purge_held(&f, &who, &reason, now).await?;
             let detail = json!({"actor": who, "purged": n});

@@ -39,25 +39,9 @@ pub(super) async fn route(
     let store = open_store(cfg).await?;
     match cmd {
         RouteCmd::Set { tenant, providers } => {
-            let id = tenant_id(&store, &tenant).await?;
-            let list = providers
-                .split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| known_provider(cfg, p))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if list.is_empty() {
-                bail!(
-                    "name at least one provider (or use `postern route clear --tenant {tenant}`)"
-                );
-            }
-            if let Some(dup) = list
-                .iter()
-                .enumerate()
-                .find(|(i, p)| list[..*i].contains(p))
-            {
-                bail!("provider {:?} is named twice", dup.1);
-            }
-            store.set_route(&id, &list, now).await?;
+            let t = ops::tenant(&store, &tenant).await?;
+            let names: Vec<String> = providers.split(',').map(str::to_owned).collect();
+            let list = ops::set_route(&store, cfg, &t, &names, now).await?;
             let target = format!("tenant:{tenant}");
             audited(
                 cfg,
@@ -94,32 +78,15 @@ pub(super) async fn route(
         }
         RouteCmd::Show => {
             let tenants = store.list_tenants().await?;
-            let mut table = crate::queue::RouteTable {
-                default: cfg.routes.default.clone(),
-                moves: store.route_moves().await?,
-                ..Default::default()
-            };
-            table.tenants = store.routes().await?.into_iter().collect();
+            let table = ops::route_table(&store, cfg).await?;
             let name_of = |id: &str| {
                 tenants
                     .iter()
                     .find(|t| t.id == id)
                     .map_or(id.to_owned(), |t| t.name.clone())
             };
-            let resolved: Vec<_> = tenants
-                .iter()
-                .map(|t| json!({"tenant": t.name, "own_route": table.tenants.get(&t.id), "resolved": table.resolve(&t.id)}))
-                .collect();
-            let moves: Vec<_> = table
-                .moves
-                .iter()
-                .map(|m| json!({"from": m.from, "to": m.to, "tenant": m.tenant_id.as_deref().map(name_of), "since": rfc3339(m.created_at)}))
-                .collect();
             if json_out {
-                println!(
-                    "{}",
-                    json!({"default": table.default, "tenants": resolved, "moves": moves})
-                );
+                println!("{}", ops::routes_view(&table, &tenants));
             } else {
                 println!("default: {}", table.default.join(" → "));
                 for m in &table.moves {
@@ -145,14 +112,9 @@ pub(super) async fn route(
             }
         }
         RouteCmd::Move { from, to, tenant } => {
-            let from = known_provider(cfg, &from)?;
-            let to = known_provider(cfg, &to)?;
-            let id = tenant_id_if(&store, tenant.as_deref()).await?;
+            let t = ops::tenant_if(&store, tenant.as_deref()).await?;
             let scope = tenant.as_deref().unwrap_or("all tenants");
-            let m = match store.move_route(id.as_deref(), &from, &to, now).await {
-                Err(StoreError::Conflict(what)) => bail!("cannot move: {what}"),
-                r => r?,
-            };
+            let m = ops::move_route(&store, cfg, &from, &to, t.as_ref(), now).await?;
             let detail = json!({"from": from, "to": to, "tenant": tenant, "in_force": m.is_some()});
             audited(
                 cfg,

@@ -40,17 +40,6 @@ pub(super) enum SuppressionCmd {
     },
 }
 
-pub(super) fn checked_addresses(addresses: &[String]) -> anyhow::Result<Vec<String>> {
-    addresses
-        .iter()
-        .map(|a| {
-            crate::domain::EmailAddress::parse(a.trim())
-                .map(|e| e.as_str().to_ascii_lowercase())
-                .map_err(|e| anyhow::anyhow!("{a:?} is not an email address: {e}"))
-        })
-        .collect()
-}
-
 pub(super) async fn suppressions(
     cmd: SuppressionCmd,
     cfg: &Config,
@@ -92,7 +81,7 @@ pub(super) async fn suppressions(
             reason,
         } => {
             let id = tenant_id(&store, &tenant).await?;
-            let list: Vec<_> = checked_addresses(&addresses)?
+            let list: Vec<_> = ops::checked_addresses(&addresses)?
                 .into_iter()
                 .map(|a| entry(a, &reason, "cli", None))
                 .collect();
@@ -121,7 +110,7 @@ pub(super) async fn suppressions(
         }
         SuppressionCmd::Remove { tenant, addresses } => {
             let id = tenant_id(&store, &tenant).await?;
-            let addresses = checked_addresses(&addresses)?;
+            let addresses = ops::checked_addresses(&addresses)?;
             let n = store.unsuppress(&id, &addresses).await?;
             let detail = json!({"addresses": addresses, "removed": n});
             let target = format!("tenant:{tenant}");
@@ -143,7 +132,9 @@ pub(super) async fn suppressions(
         }
         SuppressionCmd::Import { tenant, file } => {
             let id = tenant_id(&store, &tenant).await?;
-            let list = read_suppression_csv(&file, now)?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let list = ops::read_suppression_csv(input, &file.display().to_string(), now)?;
             let n = store.suppress(&id, &list).await?;
             let detail = json!({"file": file, "rows": list.len(), "added": n});
             let target = format!("tenant:{tenant}");
@@ -177,90 +168,11 @@ pub(super) async fn suppressions(
                 ),
                 None => Box::new(std::io::stdout()),
             };
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(["address", "reason", "source", "detail", "created_at"])?;
-            for s in &list {
-                w.write_record([
-                    s.address.as_str(),
-                    &s.reason,
-                    &s.source,
-                    s.detail.as_deref().unwrap_or(""),
-                    &rfc3339(s.created_at),
-                ])?;
-            }
-            w.flush()?;
+            ops::write_suppression_csv(out, &list)?;
             if let Some(f) = file {
                 eprintln!("Wrote {} addresses to {}", list.len(), f.display());
             }
         }
     }
     Ok(())
-}
-
-/// Reads a suppression CSV (header row with an `address` column; `reason` and `detail`
-/// optional). Every bad row is reported, and then nothing is imported.
-pub(super) fn read_suppression_csv(
-    path: &std::path::Path,
-    now: i64,
-) -> anyhow::Result<Vec<crate::store::Suppression>> {
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let headers = r.headers()?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let Some(addr_col) = col("address") else {
-        bail!(
-            "{}: the first row must be a header with an `address` column",
-            path.display()
-        );
-    };
-    let (reason_col, detail_col) = (col("reason"), col("detail"));
-    let mut list = Vec::new();
-    let mut bad = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let line = i + 2;
-        let rec = match rec {
-            Ok(rec) => rec,
-            Err(e) => {
-                bad.push(format!("line {line}: {e}"));
-                continue;
-            }
-        };
-        let raw = rec.get(addr_col).unwrap_or("");
-        match crate::domain::EmailAddress::parse(raw) {
-            Ok(a) => list.push(crate::store::Suppression {
-                address: a.as_str().to_ascii_lowercase(),
-                reason: reason_col
-                    .and_then(|c| rec.get(c))
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or("import")
-                    .to_owned(),
-                source: "import".into(),
-                detail: detail_col
-                    .and_then(|c| rec.get(c))
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_owned),
-                created_at: now,
-            }),
-            Err(e) => bad.push(format!(
-                "line {line}: {raw:?} is not an email address ({e})"
-            )),
-        }
-    }
-    if !bad.is_empty() {
-        let more = bad.len().saturating_sub(10);
-        let shown = bad.into_iter().take(10).collect::<Vec<_>>().join("\n  ");
-        bail!(
-            "{}: nothing imported; fix these rows first:\n  {shown}{}",
-            path.display(),
-            if more > 0 {
-                format!("\n  ... and {more} more")
-            } else {
-                String::new()
-            }
-        );
-    }
-    Ok(list)
 }

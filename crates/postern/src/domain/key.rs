@@ -14,6 +14,8 @@ const CHECKSUM_LEN: usize = 6;
 pub enum KeyMode {
     Live,
     Test,
+    /// An admin API token (`pst_admin_…`): same shape and checksum, never a sending key.
+    Admin,
 }
 
 impl KeyMode {
@@ -21,6 +23,7 @@ impl KeyMode {
         match self {
             KeyMode::Live => "live",
             KeyMode::Test => "test",
+            KeyMode::Admin => "admin",
         }
     }
 }
@@ -109,6 +112,7 @@ impl ApiKeySecret {
         let (mode, rest) = match rest.split_once('_') {
             Some(("live", r)) => (KeyMode::Live, r),
             Some(("test", r)) => (KeyMode::Test, r),
+            Some(("admin", r)) => (KeyMode::Admin, r),
             _ => return Err(KeyError::Malformed),
         };
         let (id, tail) = rest.split_once('_').ok_or(KeyError::Malformed)?;

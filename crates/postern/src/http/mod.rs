@@ -1,6 +1,7 @@
 //! The HTTP API (axum). Handlers validate at the edge and hand messages to the acceptor; the
 //! HTTP layer never talks to a provider.
 
+pub mod admin;
 mod error;
 mod feedback;
 mod leaks;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub guard: Option<crate::guard::Guard>,
     /// Public keys leak reports are signed with.
     pub leaks: crate::leaks::LeakVerifier,
+    /// Admin logins, sessions and tokens, and what the admin API reads.
+    pub admin: admin::AdminContext,
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
@@ -49,6 +52,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(admin::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -2,6 +2,7 @@
 //! read the same on both are written once, through [`on_pool!`], and each backend file holds
 //! only what differs (connection setup, schema, claiming).
 
+mod admins;
 mod alerts;
 mod audit;
 mod feedback;
@@ -14,6 +15,7 @@ mod secrets;
 mod sqlite;
 pub mod suppressions;
 
+pub use admins::{AdminRecord, AdminTokenRecord, SessionRecord};
 pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
 pub use notices::Notice;
@@ -529,8 +531,11 @@ impl Store {
 
     pub async fn upsert_admin(&self, username: &str, password_hash: &str, now: i64) -> Result<()> {
         on_pool!(self, p, Db => {
+            // Back on a one-time password: an owner again, TOTP to be enrolled anew.
             sqlx::query("INSERT INTO admins (username, password_hash, must_change, created_at) VALUES ($1, $2, 1, $3) \
-                         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, must_change = 1")
+                         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, must_change = 1, \
+                         role = 'owner', tenant_id = NULL, totp_secret = NULL, totp_last_step = 0, failed_logins = 0, \
+                         locked_until = NULL, disabled_at = NULL")
                 .bind(username).bind(password_hash).bind(now).execute(p).await?;
         });
         Ok(())
@@ -726,6 +731,10 @@ impl Store {
             Migration {
                 version: 9,
                 sql: include_str!("secrets.sql").to_owned(),
+            },
+            Migration {
+                version: 10,
+                sql: include_str!("admins.sql").to_owned(),
             },
             Migration {
                 version: 12,

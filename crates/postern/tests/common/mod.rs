@@ -205,6 +205,8 @@ pub struct App {
     pub http: String,
     pub smtp: String,
     pub key: String,
+    /// The owner's one-time password `init` printed (user `admin`).
+    pub admin_password: String,
     pub env: Vec<(String, String)>,
     pub backend: Backend,
     child: Option<Child>,
@@ -239,6 +241,7 @@ impl App {
             http: String::new(),
             smtp: String::new(),
             key: String::new(),
+            admin_password: String::new(),
             env,
             backend,
             child: None,
@@ -252,6 +255,10 @@ impl App {
         let v: serde_json::Value =
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("init printed {out:?}: {e}"));
         app.key = v["api_key"].as_str().expect("api_key").to_owned();
+        app.admin_password = v["admin_password"]
+            .as_str()
+            .expect("admin_password")
+            .to_owned();
         app.start();
         app
     }
