@@ -38,6 +38,8 @@ pub struct Config {
     #[serde(default)]
     pub admin: crate::admin::AdminConfig,
     #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
+    #[serde(default)]
     pub audit: crate::audit::AuditConfig,
     #[serde(default)]
     pub leaks: crate::leaks::LeaksConfig,

@@ -1,6 +1,7 @@
 //! Postern: a self-hosted outbound messaging gateway. See ARCHITECTURE.md for the codemap.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod providers;
 pub mod queue;
 pub mod secrets;
 pub mod server;
+pub mod sim;
 pub mod smtp;
 pub mod status;
 pub mod store;

@@ -283,6 +283,18 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             metrics.clone(),
         )),
     ];
+    if !cfg.alerts.channels.is_empty() {
+        // Operators hear of guard trips on paths that avoid the provider under suspicion.
+        let notifier = crate::alerts::Notifier::new(
+            cfg.alerts.clone(),
+            store.clone(),
+            dispatch.providers.clone(),
+            Some(dispatch.health.clone()),
+            Some(dispatch.routes.clone()),
+            clock.clone(),
+        )?;
+        supervisors.push(tokio::spawn(crate::alerts::run(notifier, stop_rx.clone())));
+    }
     if cfg.queue.deliver {
         supervisors.extend([
             spawn_route_reloader(

@@ -16,6 +16,7 @@ use crate::init::{CONFIG_FILE, InitReport};
 use crate::store::Store;
 
 mod admin;
+mod alerts;
 mod audit;
 mod feedback;
 mod keys;
@@ -23,9 +24,12 @@ mod pause;
 mod routing;
 mod secrets;
 mod status;
+mod simulate;
 mod suppressions;
 
 use admin::{AdminCmd, admin};
+use alerts::{AlertsCmd, alerts};
+
 use audit::{AuditCmd, audit, audited};
 use feedback::{BounceCmd, FeedbackCmd, classify_files, feedback};
 use keys::{KeyLimitArgs, parse_duration_ms};
@@ -33,6 +37,7 @@ use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
 use secrets::{SecretsCmd, secrets};
 use status::{BroadcastArgs, ContactCmd, IncidentCmd};
+use simulate::SimulateArgs;
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]
@@ -65,6 +70,11 @@ enum Cmd {
     },
     /// Run the HTTP API, SMTP submission and delivery workers; SIGTERM drains and exits
     Serve,
+    /// Alerts sent to operators: list, acknowledge
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
+    /// Run a scenario on virtual time against the real detector, queue and routing
+    Simulate(SimulateArgs),
     /// Tenants
     #[command(subcommand)]
     Tenants(TenantCmd),
@@ -249,6 +259,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bounce(BounceCmd::Classify { files, verbose }) => {
             return classify_files(files, verbose);
         }
+        Cmd::Simulate(args) => return simulate::simulate(args, json_out).await,
         Cmd::Serve if !config_path.exists() => {
             if explicit {
                 bail!(
@@ -269,7 +280,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let cfg = Config::load(&config_path)?;
     let now = SystemClock.now_ms();
     match cli.command {
-        Cmd::Init { .. } | Cmd::Bounce(_) => unreachable_init(),
+        Cmd::Init { .. } | Cmd::Bounce(_) | Cmd::Simulate(_) => unreachable_init(),
         Cmd::Serve => serve(cfg).await,
         Cmd::Tenants(TenantCmd::Add { name }) => {
             let store = open_store(&cfg).await?;
@@ -453,6 +464,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Suppressions(cmd) => suppressions(cmd, &cfg, json_out, now).await,
         Cmd::Feedback(cmd) => feedback(cmd, &cfg, json_out, now).await,
         Cmd::Admin(cmd) => admin(cmd, &cfg, json_out, now).await,
+        Cmd::Alerts(cmd) => alerts(cmd, &cfg, json_out, now).await,
         Cmd::Audit(cmd) => audit(cmd, &cfg, json_out, now).await,
         Cmd::Secrets(cmd) => secrets(cmd, &cfg, json_out, now).await,
         Cmd::Guard(GuardCmd::Alerts { limit }) => {

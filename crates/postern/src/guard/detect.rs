@@ -52,6 +52,9 @@ pub struct GuardConfig {
     /// Orphan feedback messages within 15 minutes that raise an alert.
     #[serde(default = "default_orphans")]
     pub orphan_limit: u64,
+    /// Sends announced in advance (see guard/planned.rs).
+    #[serde(default)]
+    pub planned: Vec<crate::guard::planned::PlannedSend>,
 }
 
 fn yes() -> bool {
@@ -94,6 +97,7 @@ impl Default for GuardConfig {
             complaint_rate: default_complaint_rate(),
             complaint_min_sample: default_complaint_sample(),
             orphan_limit: default_orphans(),
+            planned: Vec::new(),
         }
     }
 }
@@ -238,7 +242,8 @@ impl Guard {
         let learned = (k.minutes_seen >= self.cfg.warmup_minutes).then_some(k.ewma);
         let limit = learned
             .map_or(0.0, |r| r * self.cfg.volume_factor)
-            .max(self.cfg.volume_floor_per_minute as f64);
+            .max(self.cfg.volume_floor_per_minute as f64)
+            .max(crate::guard::planned::ceiling(&self.cfg.planned, key, now).unwrap_or(0) as f64);
         if in_minute as f64 > limit {
             let evidence = json!({
                 "messages_last_minute": in_minute,

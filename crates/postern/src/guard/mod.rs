@@ -5,6 +5,7 @@
 
 pub mod detect;
 pub mod pause;
+pub mod planned;
 
 pub use detect::{Guard, GuardConfig};
 pub use pause::{Pause, PauseScope, Pauses};

@@ -221,6 +221,15 @@ impl Providers {
         Ok(Self { by_name })
     }
 
+    /// A registry of ready-made adapters (the simulator's providers).
+    pub fn from_adapters(adapters: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
+        let by_name = adapters
+            .into_iter()
+            .map(|p| (p.name().to_owned(), p))
+            .collect();
+        Self { by_name }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
     }

@@ -8,6 +8,7 @@ mod audit;
 mod console;
 mod feedback;
 mod leaks;
+mod notices;
 mod pauses;
 mod postgres;
 mod routes;
@@ -20,6 +21,7 @@ pub use admins::{AdminRecord, AdminTokenRecord, SessionRecord};
 pub use alerts::Alert;
 pub use console::{EventCount, HeldDetail};
 pub use feedback::{FeedbackRecord, SentMessage};
+pub use notices::Notice;
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
 pub use secrets::SecretRow;
@@ -739,6 +741,10 @@ impl Store {
             Migration {
                 version: 10,
                 sql: include_str!("admins.sql").to_owned(),
+            },
+            Migration {
+                version: 12,
+                sql: include_str!("notices.sql").to_owned(),
             },
             Migration {
                 version: 14,
