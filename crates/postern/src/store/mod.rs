@@ -4,6 +4,7 @@
 
 mod alerts;
 mod feedback;
+mod guard_memory;
 mod pauses;
 mod postgres;
 mod routes;
@@ -712,6 +713,10 @@ impl Store {
             Migration {
                 version: 7,
                 sql: include_str!("guard.sql").to_owned(),
+            },
+            Migration {
+                version: 11,
+                sql: include_str!("guard_memory.sql").to_owned(),
             },
         ];
         on_pool!(self, p, Db => {
