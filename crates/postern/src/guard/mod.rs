@@ -18,3 +18,6 @@ pub use config::GuardConfig;
 pub use detect::Guard;
 pub use pause::{Pause, PauseScope, Pauses};
 pub use policy::{Action, PolicyConfig};
+
+#[cfg(test)]
+mod tests;

@@ -257,7 +257,7 @@ mod tests {
             f.iter().any(|f| f.signal == "novelty")
         });
         assert!(
-            novel_at.is_some_and(|m| n + m + 1 <= 70),
+            novel_at.is_some_and(|m| n + m < 70),
             "{n} + {novel_at:?}"
         );
     }
