@@ -256,10 +256,7 @@ mod tests {
             );
             f.iter().any(|f| f.signal == "novelty")
         });
-        assert!(
-            novel_at.is_some_and(|m| n + m < 70),
-            "{n} + {novel_at:?}"
-        );
+        assert!(novel_at.is_some_and(|m| n + m < 70), "{n} + {novel_at:?}");
     }
 
     #[test]
