@@ -78,9 +78,9 @@ async fn attack(app: &App, key: &str, n: usize, concurrency: usize) -> Vec<(u16,
     out
 }
 
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = fs.map(tokio::spawn).collect();
@@ -156,6 +156,31 @@ fn a_key_bursting_from_a_new_network_to_new_domains_is_held_while_another_tenant
             held["total"].as_u64().unwrap() >= (400 - first_held as u64 - 16),
             "{held}"
         );
+        assert_eq!(held["summary"]["count"], held["total"], "{held}");
+        assert_eq!(
+            held["summary"]["sample_subjects"][0], "Exclusive offer",
+            "{held}"
+        );
+        let top = held["summary"]["top_domains"][0]["domain"]
+            .as_str()
+            .unwrap();
+        assert!(
+            top.starts_with("shop") && top.ends_with(".example"),
+            "{held}"
+        );
+        let text = app.cli(&["held", "list", "--since", "1h"]);
+        assert!(text.contains("top recipient domains: shop"), "{text}");
+        let future: Value = serde_json::from_str(&app.cli(&[
+            "--json",
+            "held",
+            "list",
+            "--since",
+            "2099-01-01T00:00:00Z",
+        ]))
+        .unwrap();
+        assert_eq!(future["summary"]["count"], 0);
+        let (ok, _, err) = app.cli_raw(&["held", "list", "--since", "yesterday"]);
+        assert!(!ok && err.contains("--since"), "{err}");
     });
 }
 

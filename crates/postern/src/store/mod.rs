@@ -5,6 +5,7 @@
 mod alerts;
 mod feedback;
 mod guard_memory;
+mod held_summary;
 mod pauses;
 mod postgres;
 mod routes;
@@ -13,6 +14,7 @@ pub mod suppressions;
 
 pub use alerts::Alert;
 pub use feedback::{FeedbackRecord, SentMessage};
+pub use held_summary::HeldSummary;
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
 pub use suppressions::Suppression;

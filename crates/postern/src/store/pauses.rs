@@ -29,7 +29,7 @@ pub struct HeldMessage {
     pub created_at: i64,
 }
 
-const HELD_WHERE: &str = "status = 'held' AND ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR key_id = $2) AND ($3 IS NULL OR held_by = $3)";
+pub(super) const HELD_WHERE: &str = "status = 'held' AND ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR key_id = $2) AND ($3 IS NULL OR held_by = $3)";
 
 impl Store {
     pub async fn pauses(&self) -> Result<Vec<Pause>> {
