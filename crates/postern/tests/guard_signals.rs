@@ -104,6 +104,7 @@ fn a_key_bursting_from_a_new_network_to_new_domains_is_held_while_another_tenant
             .position(|(_, s)| s == "held")
             .unwrap_or_else(|| panic!("nothing held: {statuses:?}"));
         assert!(first_held <= 300, "held only from message {first_held}");
+        eprintln!("attack: first held answer at message {}", first_held + 1);
         let after = &statuses[(first_held + 16).min(399)..];
         assert!(
             after.iter().all(|(c, s)| *c == 202 && s == "held"),
