@@ -116,8 +116,9 @@ pub struct Guard {
     cfg: Arc<GuardConfig>,
     clock: SharedClock,
     state: Arc<Mutex<State>>,
-    /// Rate caps the policy put on keys, read by the admit path (`auth.rs`).
-    throttles: Arc<RwLock<HashMap<String, f64>>>,
+    /// Rate caps the policy put on keys, read by the admit path (`auth.rs`): (rate, until).
+    /// A cap lasts `memory_secs`, as long as the findings behind it count.
+    throttles: Arc<RwLock<HashMap<String, (f64, i64)>>>,
     trips: mpsc::UnboundedSender<Trip>,
 }
 
@@ -166,7 +167,10 @@ impl Guard {
             self.throttles
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(k.clone(), rate);
+                .insert(
+                    k.clone(),
+                    (rate, now + self.cfg.policy.memory_secs as i64 * 1000),
+                );
         }
         let mut evidence = d.evidence;
         if let Action::Throttle(rate) = d.action {
@@ -196,7 +200,8 @@ impl Guard {
         if t.is_empty() {
             return None;
         }
-        t.get(key_id).copied()
+        let (rate, until) = t.get(key_id).copied()?;
+        (self.clock.now_ms() < until).then_some(rate)
     }
 
     /// A message accepted from `key_id` of `tenant_id` with `recipients` recipients, when only

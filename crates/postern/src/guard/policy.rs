@@ -256,6 +256,10 @@ impl Judge {
             .or_default();
         let memory = p.memory_secs as i64 * 1000;
         s.findings.retain(|_, (at, _, _)| now - *at < memory);
+        if s.findings.is_empty() {
+            // Quiet for a whole memory: what was done is done; judge afresh.
+            s.acted = 0;
+        }
         s.findings
             .insert(f.signal, (now, p.scores.of(f.signal), f.evidence()));
         let score: f64 = s.findings.values().map(|(_, sc, _)| sc).sum();

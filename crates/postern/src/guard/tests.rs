@@ -251,8 +251,24 @@ fn a_throttle_caps_the_key_in_the_admit_path() {
     let cap = g.throttle_of("k1").expect("throttled");
     assert!((5.0..=12.0).contains(&cap), "{cap}");
     assert_eq!(g.throttle_of("k2"), None, "other keys are untouched");
+    clock.advance_ms(450_000);
+    assert!(g.throttle_of("k1").is_some(), "still within memory_secs");
     g.reset(&PauseScope::Key("k1".into()));
-    assert_eq!(g.throttle_of("k1"), None);
+    assert_eq!(g.throttle_of("k1"), None, "lifted by an operator");
+    // Throttled again; this time it runs out by itself.
+    g.key_used("k1", ip("203.0.114.9"), Some("saas-app/2.1"));
+    for i in 0..60 {
+        g.accepted_message(&msg(
+            "acme",
+            "k1",
+            &format!("customer{i}@gmail.com"),
+            "Your receipt",
+            "Hello, your receipt.",
+        ));
+    }
+    assert!(g.throttle_of("k1").is_some());
+    clock.advance_ms(901_000);
+    assert_eq!(g.throttle_of("k1"), None, "a throttle lasts memory_secs");
 }
 
 #[test]
