@@ -10,9 +10,10 @@
 //!   `max(novelty_share (0.6), learned share + 0.3)`; the learned share is a slow average of the
 //!   key's own (a signup flow mails new people all day);
 //! - **domain spread**: the share of new domains over `max(new_domain_share (0.3), learned +
-//!   0.2)`, and the distinct domains among the last 100 recipients over
-//!   `max(spread_floor (60), 2 × learned)` — purchased lists span many small domains; real
-//!   users sit mostly at a few large ones.
+//!   0.2)`, or the distinct domains among the last 100 recipients over
+//!   `max(spread_floor (60), 2 × learned)` while half that share of domains is new —
+//!   purchased lists span many small domains; real users sit mostly at a few large ones, and
+//!   a B2B newsletter's many domains are known ones.
 //!
 //! Neither counts until the tenant knows `novelty_min_known` recipients and the key has sent
 //! `novelty_min_sample` recipients: a tenant onboarding mails only new people, and that is not
@@ -195,7 +196,9 @@ impl KeyNovelty {
         }
         if new_domains > domain_limit {
             out.push(finding("domain_spread", new_domains, domain_limit));
-        } else if self.filled == RING && spread > spread_limit {
+        } else if self.filled == RING && spread > spread_limit && new_domains > domain_limit / 2.0 {
+            // Many distinct domains alone describe a B2B newsletter as well; it takes some of
+            // them being new to the tenant.
             out.push(finding("domain_spread", spread, spread_limit));
         }
         out
@@ -273,6 +276,18 @@ mod tests {
         let signups = (0..3_000).map(|i| format!("new{i}@{}", ["gmail.com", "outlook.com"][i % 2]));
         assert!(feed(&mut k, &mut t, signups).is_none());
         assert!(k.learned_novel > 0.9, "{}", k.learned_novel);
+    }
+
+    #[test]
+    fn a_newsletter_to_known_business_addresses_is_not_spread() {
+        let (mut k, mut t) = (KeyNovelty::default(), TenantMemory::default());
+        // Last month: 2,000 subscribers, each at their own company.
+        for i in 0..2_000 {
+            t.remember(&format!("ceo@company{i}.example"));
+        }
+        assert!(feed(&mut k, &mut t, customers(1_000)).is_none());
+        let issue = (0..2_000).map(|i| format!("ceo@company{i}.example"));
+        assert!(feed(&mut k, &mut t, issue).is_none());
     }
 
     #[test]
