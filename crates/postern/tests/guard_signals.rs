@@ -28,13 +28,13 @@ const SHORT_WARMUP: [(&str, &str); 4] = [
     ("POSTERN_GUARD_BURST_FLOOR_PER_SECOND", "20"),
 ];
 
-/// The key's owner: 30 messages to 15 customers at big providers, at ~15 msg/s, from
+/// The key's owner: `n` messages to its customers at big providers, at ~15 msg/s, from
 /// 127.0.0.1.
-async fn ordinary_use(app: &App, key: &str) {
-    for i in 0..30 {
+async fn ordinary_use(app: &App, key: &str, n: usize) {
+    for i in 0..n {
         let to = format!(
             "customer{}@{}",
-            i % 15,
+            i % n,
             ["gmail.com", "outlook.com", "yahoo.com"][i % 3]
         );
         let (code, v) = app.send(key, simple_message(&to)).await;
@@ -97,7 +97,7 @@ fn a_key_bursting_from_a_new_network_to_new_domains_is_held_while_another_tenant
         let app = App::spawn(Backend::Sqlite, &SHORT_WARMUP);
         let stolen = app.key.clone();
         let other = app.new_key("other");
-        ordinary_use(&app, &stolen).await;
+        ordinary_use(&app, &stolen, 30).await;
         let statuses = attack(&app, &stolen, 400, 16).await;
         let first_held = statuses
             .iter()
@@ -193,7 +193,7 @@ fn the_throttle_action_caps_the_keys_rate() {
         env.push(("POSTERN_GUARD_POLICY_HOLD_KEY_AT", "20"));
         env.push(("POSTERN_GUARD_POLICY_THROTTLE_PER_SEC", "2"));
         let app = App::spawn(Backend::Sqlite, &env);
-        ordinary_use(&app, &app.key).await;
+        ordinary_use(&app, &app.key, 30).await;
         let statuses = attack(&app, &app.key, 200, 16).await;
         let limited = statuses
             .iter()
@@ -276,5 +276,29 @@ fn a_provider_counting_more_than_the_ledger_is_taken_out_of_rotation() {
             .wait_status(v["id"].as_str().unwrap(), "delivered", 20)
             .await;
         assert_eq!(provider_of(&m).as_deref(), Some("backup"));
+    });
+}
+
+/// The incident's shape with the default thresholds: after its owner's ordinary traffic, the
+/// key bursts from a new network to a purchased list. At most 200 attack messages may be
+/// accepted for sending (the target); the rest are held or refused by the throttle (which of
+/// the two depends on how fast this machine lets the test send).
+#[test]
+fn with_default_thresholds_an_attack_gets_fewer_than_200_messages_through() {
+    run_blocking(async {
+        let app = App::spawn(Backend::Sqlite, &[]);
+        ordinary_use(&app, &app.key, 240).await;
+        let statuses = attack(&app, &app.key, 600, 32).await;
+        let queued = statuses.iter().filter(|(_, s)| s == "queued").count();
+        let held = statuses.iter().filter(|(_, s)| s == "held").count();
+        let limited = statuses
+            .iter()
+            .filter(|(c, s)| *c == 429 && s == "rate_limited")
+            .count();
+        eprintln!(
+            "attack with defaults: {queued} queued, {held} held, {limited} rate limited of 600"
+        );
+        assert!(queued <= 200, "{queued} attack messages queued");
+        assert_eq!(queued + held + limited, 600, "{statuses:?}");
     });
 }
