@@ -26,6 +26,20 @@ const AGENTS_CAP: usize = 64;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+/// A hash of the network an address belongs to (no allocation: this runs on every use).
+fn network_hash(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            fnv(&[4, o[0], o[1], o[2]])
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network_hash(IpAddr::V4(v4)),
+            None => fnv(&v6.octets()[..8]),
+        },
+    }
+}
+
 /// The network an address belongs to, for "have we seen this before": its /24 or /64.
 pub fn network_of(ip: IpAddr) -> String {
     match ip {
@@ -90,10 +104,10 @@ impl KeyAccess {
             detail,
         };
         if let Some(ip) = ip {
-            let net = network_of(ip);
-            let h = fnv(net.as_bytes());
+            let h = network_hash(ip);
             if !self.networks.contains(&h) {
                 if warm {
+                    let net = network_of(ip);
                     out.push(finding(
                         "new_network",
                         1.0,

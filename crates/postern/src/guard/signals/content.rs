@@ -40,8 +40,9 @@ pub fn simhash(subject: Option<&str>, raw: &[u8]) -> u64 {
             let h = fnv(
                 &(words[0] ^ words[1].rotate_left(21) ^ words[2].rotate_left(42)).to_le_bytes(),
             );
+            // Branch-free, so the 64 lanes vectorise.
             for (i, a) in acc.iter_mut().enumerate() {
-                *a += if h >> i & 1 == 1 { 1 } else { -1 };
+                *a += ((h >> i) & 1) as i32 * 2 - 1;
             }
         }
     };

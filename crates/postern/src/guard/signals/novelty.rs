@@ -174,6 +174,15 @@ impl KeyNovelty {
         if !judged {
             return Vec::new();
         }
+        let novel_hit = novel > novel_limit;
+        let domain_hit = new_domains > domain_limit;
+        let spread_hit = !domain_hit
+            && self.filled == RING
+            && spread > spread_limit
+            && new_domains > domain_limit / 2.0;
+        if !(novel_hit || domain_hit || spread_hit) {
+            return Vec::new();
+        }
         let detail = json!({
             "recent_recipients": self.filled,
             "novel_share": round4(novel),
@@ -191,12 +200,12 @@ impl KeyNovelty {
             detail: detail.clone(),
         };
         let mut out = Vec::new();
-        if novel > novel_limit {
+        if novel_hit {
             out.push(finding("novelty", novel, novel_limit));
         }
-        if new_domains > domain_limit {
+        if domain_hit {
             out.push(finding("domain_spread", new_domains, domain_limit));
-        } else if self.filled == RING && spread > spread_limit && new_domains > domain_limit / 2.0 {
+        } else if spread_hit {
             // Many distinct domains alone describe a B2B newsletter as well; it takes some of
             // them being new to the tenant.
             out.push(finding("domain_spread", spread, spread_limit));
