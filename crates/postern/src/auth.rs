@@ -86,6 +86,8 @@ pub struct KeyAuthenticator {
     /// Last use of each key since the last flush: (when, from where).
     seen: Arc<Mutex<HashMap<String, LastUse>>>,
     usage: Arc<Mutex<HashMap<String, Usage>>>,
+    /// Told of every use and refusal (access signals); its throttles cap keys' rates.
+    guard: Option<crate::guard::Guard>,
 }
 
 impl KeyAuthenticator {
@@ -96,6 +98,19 @@ impl KeyAuthenticator {
             cache: Arc::default(),
             seen: Arc::default(),
             usage: Arc::default(),
+            guard: None,
+        }
+    }
+
+    /// Reports uses and refusals to the detector and applies its throttles.
+    pub fn with_guard(mut self, guard: Option<crate::guard::Guard>) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    fn refused(&self, key: &str, why: &dyn std::fmt::Display) {
+        if let Some(g) = &self.guard {
+            g.key_refused(key, &why.to_string());
         }
     }
 
@@ -122,20 +137,23 @@ impl KeyAuthenticator {
         let k = &who.key;
         let p = &k.policy;
         if !p.allows_from(from) {
-            return Err(SendRefusal::FromDomain(
-                k.id.clone(),
-                from.to_owned(),
-                p.from_domains.join(", "),
-            ));
+            let e =
+                SendRefusal::FromDomain(k.id.clone(), from.to_owned(), p.from_domains.join(", "));
+            self.refused(&k.id, &e);
+            return Err(e);
         }
         if let Some(r) = recipients.iter().find(|r| !p.allows_rcpt(r)) {
-            return Err(SendRefusal::RcptDomain(
-                k.id.clone(),
-                r.clone(),
-                p.rcpt_domains.join(", "),
-            ));
+            let e = SendRefusal::RcptDomain(k.id.clone(), r.clone(), p.rcpt_domains.join(", "));
+            self.refused(&k.id, &e);
+            return Err(e);
         }
-        if p.rate_per_sec.is_none() && p.daily_limit.is_none() {
+        // The guard's throttle, when it put one on this key, is a rate like the key's own.
+        let throttle = self.guard.as_ref().and_then(|g| g.throttle_of(&k.id));
+        let rate = match (p.rate_per_sec, throttle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if rate.is_none() && p.daily_limit.is_none() {
             return Ok(());
         }
         let now = self.clock.now_ms();
@@ -171,7 +189,7 @@ impl KeyAuthenticator {
         {
             return Err(SendRefusal::Daily(k.id.clone(), limit));
         }
-        if let Some(rate) = p.rate_per_sec {
+        if let Some(rate) = rate {
             let interval = 1000.0 / rate;
             let burst = interval * (rate.max(1.0) - 1.0);
             let now_f = now as f64;
@@ -219,6 +237,18 @@ impl KeyAuthenticator {
         scope: &str,
         ip: Option<IpAddr>,
     ) -> Result<Principal, AuthError> {
+        self.authenticate_from(presented, scope, ip, None).await
+    }
+
+    /// [`KeyAuthenticator::authenticate`], with the client's User-Agent (HTTP) for the
+    /// guard's access signals.
+    pub async fn authenticate_from(
+        &self,
+        presented: &str,
+        scope: &str,
+        ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Result<Principal, AuthError> {
         if presented.is_empty() {
             return Err(AuthError::Missing);
         }
@@ -247,10 +277,20 @@ impl KeyAuthenticator {
         }
         if !rec.policy.allows_ip(ip) {
             let from = ip.map_or("an unknown address".to_owned(), |i| i.to_string());
-            return Err(AuthError::Network(rec.id.clone(), from));
+            let e = AuthError::Network(rec.id.clone(), from);
+            self.refused(&rec.id, &e);
+            return Err(e);
         }
         if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
-            return Err(AuthError::Scope(rec.id.clone(), scope.to_owned()));
+            let e = AuthError::Scope(rec.id.clone(), scope.to_owned());
+            // Reading a message falls back from `read` to `send`: not a probe.
+            if scope != "read" {
+                self.refused(&rec.id, &e);
+            }
+            return Err(e);
+        }
+        if let Some(g) = &self.guard {
+            g.key_used(&rec.id, ip, user_agent);
         }
         self.seen
             .lock()

@@ -776,6 +776,9 @@ impl Config {
                 )
             );
         }
+        if let Err((path, why)) = self.guard.check() {
+            bail!("{}: {why}", where_set(text, &path));
+        }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
             bail!(
                 "{}: [queue] concurrency and commit_batch must be at least 1",
@@ -946,6 +949,26 @@ fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()>
             .as_table_mut()
             .context("[feedback] ses is not a table")?
             .insert(field.to_owned(), value);
+    } else if let (true, Some(field)) = (section == "guard", rest.strip_prefix("policy_")) {
+        // POSTERN_GUARD_POLICY_HOLD_KEY_AT, POSTERN_GUARD_POLICY_SCORES_VOLUME
+        let policy = table
+            .entry("policy")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .context("guard.policy is not a table")?;
+        match field.strip_prefix("scores_") {
+            Some(signal) => {
+                policy
+                    .entry("scores")
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .context("guard.policy.scores is not a table")?
+                    .insert(signal.to_owned(), value);
+            }
+            None => {
+                policy.insert(field.to_owned(), value);
+            }
+        }
     } else {
         table.insert(rest.to_owned(), value);
     }

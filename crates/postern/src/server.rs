@@ -78,6 +78,9 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     }
     let (guard, trips) = Guard::new(cfg.guard.clone(), clock.clone());
     let guard = cfg.guard.enabled.then_some(guard);
+    if let Some(g) = &guard {
+        crate::guard::detect::rebuild_memory(g, &store, clock.now_ms()).await;
+    }
     let dispatch = Dispatch::from_config(
         cfg,
         providers,
@@ -106,7 +109,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         pauses.clone(),
         guard.clone(),
     );
-    let keys = KeyAuthenticator::new(store.clone(), clock.clone());
+    let keys = KeyAuthenticator::new(store.clone(), clock.clone()).with_guard(guard.clone());
     let usage_keys = keys.clone();
     let retry_window_ms = (cfg.queue.retry_window_secs * 1000) as i64;
     let (stop, stop_rx) = watch::channel(false);
@@ -313,6 +316,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             ),
             spawn_prober(
                 dispatch.clone(),
+                store.clone(),
                 clock.clone(),
                 Duration::from_secs(cfg.queue.probe_interval_secs.max(1)),
                 stop_rx.clone(),
@@ -602,6 +606,7 @@ fn spawn_health_watcher(
 /// `interval`. A suspended provider recovers only through this path.
 fn spawn_prober(
     dispatch: Dispatch,
+    store: Store,
     clock: SharedClock,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -613,7 +618,19 @@ fn spawn_prober(
                     continue;
                 };
                 match p.account_status().await {
-                    Some(Ok(status)) => dispatch.health.account(&name, clock.now_ms(), &status),
+                    Some(Ok(status)) => {
+                        dispatch.health.account(&name, clock.now_ms(), &status);
+                        if let (Some(g), Some(theirs)) = (&dispatch.guard, status.sent_last_24h) {
+                            crate::guard::detect::check_ledger(
+                                g,
+                                &store,
+                                &name,
+                                theirs,
+                                clock.now_ms(),
+                            )
+                            .await;
+                        }
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(provider = %name, error = %e, "reading the account status failed")
                     }

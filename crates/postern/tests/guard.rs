@@ -19,7 +19,12 @@ fn a_key_over_its_volume_is_held_and_released_on_resume() {
     run_blocking(async {
         let app = App::spawn(
             Backend::Sqlite,
-            &[("POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE", "20")],
+            &[
+                ("POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE", "20"),
+                // Volume alone holds only when the policy says so (by default it takes a
+                // second signal).
+                ("POSTERN_GUARD_POLICY_SCORES_VOLUME", "3"),
+            ],
         );
         let stolen = app.new_key("default");
         let mut statuses = vec![];
@@ -51,10 +56,12 @@ fn a_key_over_its_volume_is_held_and_released_on_resume() {
         let volume = a.iter().find(|x| x["signal"] == "volume").unwrap();
         assert_eq!(volume["scope"], "key");
         assert_eq!(volume["action"], "hold");
+        let f = &volume["evidence"]["findings"][0];
         assert!(
-            volume["evidence"]["messages_last_minute"].as_i64().unwrap() > 20,
+            f["messages_last_minute"].as_f64().unwrap() > 20.0,
             "{volume}"
         );
+        assert_eq!(f["window_secs"], 60, "{volume}");
         let key_id = volume["target"].as_str().unwrap().to_owned();
         assert!(stolen.contains(&key_id));
 
@@ -125,13 +132,14 @@ fn a_tenant_over_the_bounce_rate_is_held_with_its_evidence() {
         let a = alerts(&app);
         let b = a
             .iter()
-            .find(|x| x["signal"] == "bounce_rate")
+            .find(|x| x["signal"] == "bounce_rate" && x["scope"] == "tenant")
             .unwrap_or_else(|| panic!("{a:?}"));
         assert_eq!(
             (b["scope"].as_str(), b["action"].as_str()),
             (Some("tenant"), Some("hold"))
         );
-        assert_eq!(b["evidence"]["last_hour"], 1);
+        assert_eq!(b["evidence"]["findings"][0]["count"], 1);
+        assert_eq!(b["evidence"]["findings"][0]["window_secs"], 3600);
         let (_, v) = app
             .send(&app.key, simple_message("later@example.org"))
             .await;

@@ -291,3 +291,91 @@ async fn holds_of_a_lifted_pause_are_swept_back_in_line() {
         assert_eq!(s.release_orphaned_holds(12).await.unwrap(), 0);
     }
 }
+
+#[tokio::test]
+async fn guard_ledger_recipient_memory_and_held_summary() {
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        let mut batch: Vec<NewMessage> = (0..6).map(|n| msg(&t.id, n, None)).collect();
+        for (i, m) in batch.iter_mut().enumerate().skip(2) {
+            m.held = Some(("pause:key:k".into(), "held: test".into()));
+            m.recipients = vec![
+                format!("lead{i}@shop.example"),
+                format!("x{i}@Other.example"),
+            ];
+            m.subject = Some(if i < 5 { "Offer" } else { "Other" }.into());
+        }
+        s.insert_messages(&batch).await.unwrap();
+
+        // Two delivered recipients through "ses" (one before the window), one through "local".
+        let c = s.claim_due("n1", 2_000, 60_000, 10).await.unwrap();
+        assert_eq!(c.len(), 2, "{}", s.backend());
+        let delivered = |m: &postern::store::Claimed, at: i64, provider: &str| Completion {
+            id: m.id.clone(),
+            created_at: m.created_at,
+            held_by: None,
+            suppress: vec![],
+            status: MessageStatus::Delivered,
+            recipients: m
+                .recipients
+                .iter()
+                .map(|r| Recipient {
+                    address: r.address.clone(),
+                    state: RecipientState::Delivered,
+                })
+                .collect(),
+            next_attempt_at: at,
+            provider: Some(provider.into()),
+            last_error: None,
+            at,
+            events: m
+                .recipients
+                .iter()
+                .map(|r| NewEvent {
+                    message_id: m.id.clone(),
+                    at,
+                    kind: EventKind::Delivered,
+                    recipient: Some(r.address.clone()),
+                    provider: Some(provider.into()),
+                    detail: None,
+                })
+                .collect(),
+        };
+        s.complete(
+            "n1",
+            &[
+                delivered(&c[0], 3_000, "ses"),
+                delivered(&c[1], 5_000, "local"),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.delivered_via("ses", 0).await.unwrap(), 2);
+        assert_eq!(s.delivered_via("ses", 4_000).await.unwrap(), 0);
+        assert_eq!(s.delivered_via("local", 4_000).await.unwrap(), 2);
+
+        let recent = s.recent_recipients(0, 100).await.unwrap();
+        assert_eq!(recent.len(), 6);
+        assert!(recent.iter().all(|(tenant, _)| *tenant == t.id));
+        assert_eq!(recent[0].1, ["lead5@shop.example", "x5@Other.example"]);
+        assert_eq!(s.recent_recipients(1_004, 100).await.unwrap().len(), 2);
+
+        let f = postern::store::HeldFilter {
+            tenant_id: Some(t.id.clone()),
+            key_id: None,
+            held_by: None,
+        };
+        let sum = s.held_summary(&f, 0).await.unwrap();
+        assert_eq!(sum.count, 4);
+        assert_eq!(
+            sum.top_domains,
+            [
+                ("other.example".to_owned(), 4),
+                ("shop.example".to_owned(), 4)
+            ]
+        );
+        assert_eq!(sum.sample_subjects, ["Offer", "Other"]);
+        assert_eq!(s.held_summary(&f, 1_005).await.unwrap().count, 1);
+    }
+}

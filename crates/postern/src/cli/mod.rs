@@ -23,8 +23,8 @@ mod keys;
 mod pause;
 mod routing;
 mod secrets;
-mod status;
 mod simulate;
+mod status;
 mod suppressions;
 
 use admin::{AdminCmd, admin};
@@ -36,8 +36,8 @@ use keys::{KeyLimitArgs, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
 use secrets::{SecretsCmd, secrets};
-use status::{BroadcastArgs, ContactCmd, IncidentCmd};
 use simulate::SimulateArgs;
+use status::{BroadcastArgs, ContactCmd, IncidentCmd};
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]

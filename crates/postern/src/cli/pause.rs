@@ -40,10 +40,14 @@ pub(super) struct HeldFilterArgs {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum HeldCmd {
-    /// Count held messages and show the oldest
+    /// Summarise held messages (count, top recipient domains, sample subjects) and list the
+    /// oldest
     List {
         #[command(flatten)]
         filter: HeldFilterArgs,
+        /// Only those accepted since: a duration back (2h, 30m) or an RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
@@ -175,13 +179,56 @@ pub(super) async fn held(
 ) -> anyhow::Result<()> {
     let store = open_store(cfg).await?;
     match cmd {
-        HeldCmd::List { filter, limit } => {
+        HeldCmd::List {
+            filter,
+            since,
+            limit,
+        } => {
             let f = held_filter(&store, &filter, None).await?;
+            let since_ms = match &since {
+                None => 0,
+                Some(s) => match time::OffsetDateTime::parse(
+                    s,
+                    &time::format_description::well_known::Rfc3339,
+                ) {
+                    Ok(t) => (t.unix_timestamp_nanos() / 1_000_000) as i64,
+                    Err(_) => now - parse_duration_ms(s).map_err(|_| {
+                        anyhow::anyhow!(
+                            "--since {s:?}: expected a duration back (2h, 30m) or an RFC 3339 time"
+                        )
+                    })?,
+                },
+            };
+            let summary = store.held_summary(&f, since_ms).await?;
             let (total, list) = store.held(&f, limit.clamp(0, 10_000)).await?;
+            let list: Vec<_> = list
+                .into_iter()
+                .filter(|m| m.created_at >= since_ms)
+                .collect();
             if json_out {
-                println!("{}", json!({"total": total, "messages": list}));
+                let domains: Vec<_> = summary
+                    .top_domains
+                    .iter()
+                    .map(|(d, n)| json!({"domain": d, "recipients": n}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"total": total, "summary": {"count": summary.count, "top_domains": domains,
+                        "sample_subjects": summary.sample_subjects}, "messages": list})
+                );
             } else {
-                println!("{total} held");
+                println!("{} held", summary.count);
+                if !summary.top_domains.is_empty() {
+                    let d: Vec<String> = summary
+                        .top_domains
+                        .iter()
+                        .map(|(d, n)| format!("{d} ({n})"))
+                        .collect();
+                    println!("top recipient domains: {}", d.join(", "));
+                }
+                for s in &summary.sample_subjects {
+                    println!("sample subject: {s}");
+                }
                 for m in list {
                     println!(
                         "{}\t{}\t{}\t{}\t{}",

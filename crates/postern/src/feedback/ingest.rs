@@ -132,7 +132,10 @@ pub async fn apply(
         };
         store.record_feedback(&record, event, suppress).await?;
         if let Some(g) = origin.guard {
-            g.feedback_received(record.tenant_id.as_deref(), kind);
+            let (key, provider) = sent.as_ref().map_or((None, None), |m| {
+                (m.key_id.as_deref(), m.provider.as_deref())
+            });
+            g.feedback_about(record.tenant_id.as_deref(), key, provider, kind, 1);
         }
         let sender_domain = r
             .original_from

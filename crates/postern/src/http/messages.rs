@@ -51,7 +51,13 @@ pub(super) async fn principal(
                 })?
         }
     };
-    Ok(st.keys.authenticate(presented.trim(), scope, peer).await?)
+    let agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Ok(st
+        .keys
+        .authenticate_from(presented.trim(), scope, peer, agent)
+        .await?)
 }
 
 fn idempotency_key(

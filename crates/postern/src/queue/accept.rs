@@ -58,19 +58,17 @@ impl Acceptor {
         {
             msg.held = Some((p.scope.tag(), held_because(&p)));
         }
-        let (tenant, key, rcpts) = (
-            msg.tenant_id.clone(),
-            msg.key_id.clone(),
-            msg.recipients.len(),
-        );
+        // What the detector needs, taken before the message goes to the writer; it observes
+        // only once the message is durable.
+        let seen = self.guard.as_ref().map(|g| g.prepare(&msg));
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { msg, reply })
             .await
             .map_err(|_| AcceptError::ShuttingDown)?;
         let answer = rx.await.map_err(|_| AcceptError::ShuttingDown)??;
-        if let (Some(g), Inserted::New { .. }) = (&self.guard, &answer) {
-            g.accepted(&tenant, key.as_deref(), rcpts);
+        if let (Some(g), Some(seen), Inserted::New { .. }) = (&self.guard, seen, &answer) {
+            g.observe(seen);
         }
         Ok(answer)
     }

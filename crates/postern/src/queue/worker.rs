@@ -378,12 +378,12 @@ pub async fn deliver_one(
         break;
     }
     if let Some(g) = &dispatch.guard {
-        let refused = at
-            .events
-            .iter()
-            .filter(|e| e.kind == EventKind::Bounced)
-            .count();
-        g.bounced(&msg.tenant_id, refused as u64);
+        let count = |k: EventKind| at.events.iter().filter(|e| e.kind == k).count() as u64;
+        let (taken, refused) = (count(EventKind::Delivered), count(EventKind::Bounced));
+        match &at.provider {
+            Some(p) => g.delivered(&msg.tenant_id, msg.key_id.as_deref(), p, taken, refused),
+            None => g.bounced(&msg.tenant_id, refused),
+        }
     }
     at.finish(dispatch, policy, &route, clock.now_ms())
 }

@@ -8,14 +8,17 @@ use super::{Result, SqliteDb, Store, on_pool};
 pub struct Alert {
     pub id: String,
     pub at: i64,
-    /// `key`, `tenant` or `global`.
+    /// `key`, `tenant`, `provider` or `all`.
     pub scope: String,
     pub target: String,
-    /// `volume`, `bounce_rate`, `complaint_rate`, `orphan_feedback`.
+    /// The signal whose finding reached the action (`volume`, `novelty`, `new_network`,
+    /// `bounce_rate`, `ledger`, `orphan_feedback`, ... as in `[guard.policy.scores]`).
     pub signal: String,
-    /// The figures that tripped it, as JSON.
+    /// The scope's score, the trigger and every finding behind it (signal, value, threshold,
+    /// window and figures), as JSON.
     pub evidence: serde_json::Value,
-    /// `hold` (a pause by the guard) or `alert` (recorded only).
+    /// `alert` (recorded only), `throttle`, `hold` (a pause by the guard), `revoke` or
+    /// `provider_out`.
     pub action: String,
 }
 

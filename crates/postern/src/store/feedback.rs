@@ -28,8 +28,8 @@ pub struct FeedbackRecord {
 pub struct SentMessage {
     pub id: String,
     pub tenant_id: String,
+    /// The key it was sent with and the provider that last carried it (for the guard).
     pub key_id: Option<String>,
-    /// The provider of the latest attempt.
     pub provider: Option<String>,
 }
 
@@ -68,7 +68,10 @@ impl Store {
         );
         on_pool!(self, p, Db => {
             let row = sqlx::query(&sql).bind(value).bind(tenant_id).fetch_optional(p).await?;
-            row.map(|r| Ok(SentMessage { id: r.try_get("id")?, tenant_id: r.try_get("tenant_id")?, key_id: r.try_get("key_id")?, provider: r.try_get("provider")? })).transpose()
+            row.map(|r| Ok(SentMessage {
+                id: r.try_get("id")?, tenant_id: r.try_get("tenant_id")?,
+                key_id: r.try_get("key_id")?, provider: r.try_get("provider")?,
+            })).transpose()
         })
     }
 

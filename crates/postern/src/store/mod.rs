@@ -7,6 +7,8 @@ mod alerts;
 mod audit;
 mod console;
 mod feedback;
+mod guard_memory;
+mod held_summary;
 mod leaks;
 mod notices;
 mod pauses;
@@ -21,6 +23,7 @@ pub use admins::{AdminRecord, AdminTokenRecord, SessionRecord};
 pub use alerts::Alert;
 pub use console::{EventCount, HeldDetail};
 pub use feedback::{FeedbackRecord, SentMessage};
+pub use held_summary::HeldSummary;
 pub use notices::Notice;
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
@@ -741,6 +744,10 @@ impl Store {
             Migration {
                 version: 10,
                 sql: include_str!("admins.sql").to_owned(),
+            },
+            Migration {
+                version: 11,
+                sql: include_str!("guard_memory.sql").to_owned(),
             },
             Migration {
                 version: 12,

@@ -80,6 +80,18 @@ impl Fake {
         assert!(r.status().is_success());
     }
 
+    /// Sends made with the account elsewhere: the SES fake's `SentLast24Hours` grows by `n`.
+    #[allow(dead_code)] // used by tests/guard_signals.rs, not by every suite that shares this file
+    pub async fn add_outside_sends(&self, n: u64) {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/_fake/sent", self.port))
+            .json(&serde_json::json!({ "add": n }))
+            .send()
+            .await
+            .expect("add outside sends");
+        assert!(r.status().is_success());
+    }
+
     /// Every API request the fake saw, as it understood it.
     pub async fn requests(&self) -> Vec<Value> {
         reqwest::get(format!("http://127.0.0.1:{}/_fake/requests", self.port))

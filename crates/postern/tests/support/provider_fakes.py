@@ -8,6 +8,8 @@ answers in the documented success and error shapes.
 
 Prints "PORT <n>" once listening; runs until stdin closes. Control endpoints:
   POST /_fake/mode   {"mode": "ok" | "suspended" | "throttle" | "hang" | "error500"}
+  POST /_fake/sent   {"add": N}: N sends made with the account outside Postern (SES
+                     SentLast24Hours counts them)
   GET  /_fake/requests   every API request seen, normalised:
        {"path", "status", "recipients", "subject", "text", "idempotency_key", "signature_valid"}
 
@@ -109,6 +111,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_fake/mode":
             STATE["mode"] = json.loads(self.body())["mode"]
             return self.reply(200, {"mode": STATE["mode"]})
+        if self.path == "/_fake/sent":
+            with LOCK:
+                STATE["sent"] += int(json.loads(self.body())["add"])
+                return self.reply(200, {"sent": STATE["sent"]})
         body = self.body()
         if self.mode_gate():
             return
