@@ -88,6 +88,9 @@ fn unit(x: u64) -> f64 {
 pub struct Feedback {
     pub at: i64,
     pub tenant: Option<String>,
+    /// The Message-ID of the mail it is about (as a DSN or ARF report quotes it); `None` for
+    /// mail sent outside Postern.
+    pub message: Option<String>,
     pub kind: &'static str,
 }
 
@@ -201,6 +204,7 @@ impl SimProvider {
         st: &mut ProviderState,
         now: i64,
         tenant: Option<&str>,
+        message: Option<&str>,
         rcpts: &[String],
     ) -> Vec<(String, RecipientOutcome)> {
         let w = self.spec.window;
@@ -226,6 +230,7 @@ impl SimProvider {
                 st.feedback.push(Feedback {
                     at: now + self.spec.delay,
                     tenant: tenant.map(str::to_owned),
+                    message: message.map(str::to_owned),
                     kind,
                 });
             }
@@ -264,7 +269,7 @@ impl SimProvider {
         let now = self.clock.now_ms();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if self.down(&st, now).is_none() {
-            self.take(&mut st, now, None, rcpts);
+            self.take(&mut st, now, None, None, rcpts);
         }
     }
 
@@ -288,7 +293,13 @@ impl Provider for SimProvider {
             return Err(e);
         }
         st.calls += 1;
-        let recipients = self.take(&mut st, now, Some(&msg.tenant_id), &msg.recipients);
+        let recipients = self.take(
+            &mut st,
+            now,
+            Some(&msg.tenant_id),
+            Some(&msg.message_id_header),
+            &msg.recipients,
+        );
         Ok(Delivery { recipients })
     }
 

@@ -18,7 +18,7 @@ use crate::providers::limits::Limits;
 use crate::providers::{Channel, Provider, Providers};
 use crate::queue::routing::Routes;
 use crate::queue::worker::{DeliveryPolicy, Dispatch, deliver_one};
-use crate::store::{Claimed, Recipient, Store};
+use crate::store::{Claimed, NewMessage, Recipient, Store};
 
 use super::provider::{Behaviour, Recipients, SimProvider};
 use super::scenario::{EventKind, Scenario};
@@ -38,6 +38,8 @@ struct Msg {
     recipients: Vec<String>,
     accepted_at: i64,
     attempts: i64,
+    /// The provider of the last attempt (what the store's row says), for feedback about it.
+    provider: Option<String>,
 }
 
 pub(super) struct Run<'a> {
@@ -61,6 +63,11 @@ pub(super) struct Run<'a> {
     later: BTreeMap<(i64, usize), usize>,
     /// Held, by the tag of what holds them, in accept order.
     held: BTreeMap<String, Vec<usize>>,
+    /// The admit path's rate state per key (`auth.rs`): when the next message may come, ms.
+    next_ms: BTreeMap<String, f64>,
+    /// Recipients Postern handed to each provider: the ledger the provider's count is
+    /// compared with.
+    ledger: BTreeMap<String, u64>,
     pub(super) tally: Tally,
 }
 
@@ -175,6 +182,8 @@ impl<'a> Run<'a> {
             ready: VecDeque::new(),
             later: BTreeMap::new(),
             held: BTreeMap::new(),
+            next_ms: BTreeMap::new(),
+            ledger: BTreeMap::new(),
         })
     }
 
@@ -208,8 +217,13 @@ impl<'a> Run<'a> {
                 for p in &self.sims {
                     if let Some(Ok(status)) = p.account_status().await {
                         self.dispatch.health.account(p.name(), self.now(), &status);
+                        if let Some(theirs) = status.sent_last_24h {
+                            let ours = self.ledger.get(p.name()).copied().unwrap_or(0);
+                            self.guard.provider_counter(p.name(), theirs, ours);
+                        }
                     }
                 }
+                self.contain().await?;
             }
             self.clock.advance_ms(step);
             t += step;
@@ -355,10 +369,17 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let key = s.key.get_ref().clone();
+        // The key's check, as `KeyAuthenticator::authenticate_from` makes it.
+        let ip = s.source_ip.parse::<std::net::IpAddr>().ok();
+        self.guard.key_used(&key, ip, None);
+        self.contain().await?;
+        if !self.admit(&key, now) {
+            self.tally.throttled(i);
+            return Ok(());
+        }
         let tenant = self.key_tenant.get(&key).copied().unwrap_or(0);
         let tenant_id = self.tenant_ids[tenant].clone();
         let idx = self.msgs.len();
-        let count = rcpts.len();
         self.msgs.push(Msg {
             stream: i,
             tenant,
@@ -366,14 +387,69 @@ impl<'a> Run<'a> {
             recipients: rcpts,
             accepted_at: now,
             attempts: 0,
+            provider: None,
         });
         self.tally.accepted(i);
         match self.pauses.holding(&tenant_id, Some(&key), Channel::Email) {
             Some(p) => self.hold(idx, p.scope.tag(), now),
             None => self.ready.push_back(idx),
         }
-        self.guard.accepted(&tenant_id, Some(&key), count);
+        let (subject, raw, message_id_header) = self.render(idx);
+        let m = &self.msgs[idx];
+        let msg = NewMessage {
+            id: format!("m{idx}"),
+            tenant_id,
+            key_id: Some(key),
+            source: "api",
+            mail_from: s.content.from.clone(),
+            recipients: m.recipients.clone(),
+            subject: Some(subject),
+            message_id_header,
+            raw,
+            created_at: now,
+            expires_at: now + self.sc.queue.expiry.0,
+            idempotency: None,
+            held: None,
+        };
+        self.guard.accepted_message(&msg);
         self.contain().await
+    }
+
+    /// The rate the admit path enforces on a key: only the guard's throttle here (scenario
+    /// keys carry no rate or daily limit), with the same interval and burst as `auth.rs`.
+    /// `false` is the 429 the API answers.
+    fn admit(&mut self, key: &str, now: i64) -> bool {
+        let Some(rate) = self.guard.throttle_of(key) else {
+            return true;
+        };
+        let interval = 1000.0 / rate;
+        let burst = interval * (rate.max(1.0) - 1.0);
+        let now_f = now as f64;
+        let next = self.next_ms.entry(key.to_owned()).or_insert(0.0);
+        let start = next.max(now_f - burst);
+        if start > now_f {
+            return false;
+        }
+        *next = start + interval;
+        true
+    }
+
+    /// The message as its stream's content template makes it: subject, RFC 5322 text and
+    /// Message-ID.
+    fn render(&self, idx: usize) -> (String, Vec<u8>, String) {
+        let m = &self.msgs[idx];
+        let s = &self.sc.streams[m.stream];
+        let first = m.recipients.first().cloned().unwrap_or_default();
+        let fill = |t: &str| t.replace("{n}", &m.n.to_string()).replace("{rcpt}", &first);
+        let subject = fill(&s.content.subject);
+        let id = format!("<m{idx}@sim.test>");
+        let raw = format!(
+            "From: {}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\n\r\n{}\r\n",
+            s.content.from,
+            m.recipients.join(", "),
+            fill(&s.content.body)
+        );
+        (subject, raw.into_bytes(), id)
     }
 
     fn hold(&mut self, idx: usize, tag: String, now: i64) {
@@ -430,18 +506,10 @@ impl<'a> Run<'a> {
     }
 
     fn claimed(&mut self, idx: usize) -> Claimed {
-        let m = &mut self.msgs[idx];
-        m.attempts += 1;
+        self.msgs[idx].attempts += 1;
+        let (_, raw, message_id_header) = self.render(idx);
+        let m = &self.msgs[idx];
         let s = &self.sc.streams[m.stream];
-        let first = m.recipients.first().cloned().unwrap_or_default();
-        let fill = |t: &str| t.replace("{n}", &m.n.to_string()).replace("{rcpt}", &first);
-        let raw = format!(
-            "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <m{idx}@sim.test>\r\n\r\n{}\r\n",
-            s.content.from,
-            m.recipients.join(", "),
-            fill(&s.content.subject),
-            fill(&s.content.body)
-        );
         Claimed {
             id: format!("m{idx}"),
             tenant_id: self.tenant_ids[m.tenant].clone(),
@@ -455,8 +523,8 @@ impl<'a> Run<'a> {
                     state: RecipientState::Pending,
                 })
                 .collect(),
-            raw: raw.into_bytes(),
-            message_id_header: format!("<m{idx}@sim.test>"),
+            raw,
+            message_id_header,
             attempts: m.attempts,
             created_at: m.accepted_at,
             expires_at: m.accepted_at + self.sc.queue.expiry.0,
@@ -480,6 +548,13 @@ impl<'a> Run<'a> {
             let claimed = self.claimed(idx);
             let c = deliver_one(claimed, &self.dispatch, &self.policy, &self.shared).await;
             self.contain().await?;
+            if let Some(p) = &c.provider {
+                self.msgs[idx].provider = Some(p.clone());
+                if matches!(c.status, MessageStatus::Delivered | MessageStatus::Bounced) {
+                    *self.ledger.entry(p.clone()).or_default() +=
+                        self.msgs[idx].recipients.len() as u64;
+                }
+            }
             let m = &self.msgs[idx];
             let (stream, waited) = (m.stream, c.at - m.accepted_at);
             match c.status {
@@ -518,7 +593,22 @@ impl<'a> Run<'a> {
         }
         due.sort_by_key(|f| f.at);
         for f in due {
-            self.guard.feedback_received(f.tenant.as_deref(), f.kind);
+            // As the ingest does: the report's Message-ID finds the message, and with it the
+            // key it came from and the provider that carried it.
+            let sent = f
+                .message
+                .as_deref()
+                .and_then(|id| {
+                    id.strip_prefix("<m")?
+                        .strip_suffix("@sim.test>")?
+                        .parse()
+                        .ok()
+                })
+                .and_then(|i: usize| self.msgs.get(i));
+            let key = sent.map(|m| self.sc.streams[m.stream].key.get_ref().as_str());
+            let provider = sent.and_then(|m| m.provider.as_deref());
+            self.guard
+                .feedback_about(f.tenant.as_deref(), key, provider, f.kind, 1);
             self.contain().await?;
         }
         Ok(())

@@ -27,6 +27,9 @@ pub struct StreamTally {
     pub held: u64,
     /// Held at some point (at accept or before a call).
     pub held_ever: u64,
+    /// Refused at the API by the guard's throttle on the key (HTTP 429): never accepted, so
+    /// neither delivered nor lost; the sender keeps it.
+    pub throttled: u64,
     /// Still waiting in the queue at the end.
     pub queued: u64,
     /// Expired or failed: what a sender would call lost.
@@ -108,6 +111,10 @@ impl Tally {
 
     pub fn accepted(&mut self, i: usize) {
         self.streams[i].accepted += 1;
+    }
+
+    pub fn throttled(&mut self, i: usize) {
+        self.streams[i].throttled += 1;
     }
 
     pub fn outside(&mut self, i: usize) {
@@ -200,6 +207,7 @@ impl Tally {
             .map(|p| p.peak_complaint_rate)
             .fold(0.0, f64::max);
         let legit_lost: u64 = legit().map(|s| s.lost).sum();
+        let legit_throttled: u64 = legit().map(|s| s.throttled).sum();
         let legit_delay = legit().map(|s| s.delay_max_secs).fold(0.0, f64::max);
         let suspended: Vec<&str> = self
             .providers
@@ -314,6 +322,7 @@ impl Tally {
             "providers": self.providers,
             "false_holds": { "count": self.false_holds, "max_delay_secs": secs(self.false_hold_max_ms) },
             "legitimate_delay_max_secs": legit_delay,
+            "legitimate_throttled": legit_throttled,
             "alerts": self.alerts,
             "expectations": checks,
             "passed": passed,
