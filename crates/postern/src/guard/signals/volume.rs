@@ -89,15 +89,19 @@ impl KeyVolume {
         self.minute.add(now, 1);
         let learned = self.learned_per_minute(now, cfg.warmup_minutes);
         let factor = cfg.volume_factor;
+        // An announced send raises both ceilings: its rate per minute, and that rate spread
+        // over the minute (times the factor, as bursts within a minute are normal) per second.
+        let planned = crate::guard::planned::ceiling(&cfg.planned, key, now).unwrap_or(0) as f64;
         let in_second = self.second.count(now) as f64;
         let second_limit = learned
             .map_or(0.0, |r| r / 60.0 * factor)
-            .max(cfg.burst_floor_per_second as f64);
+            .max(cfg.burst_floor_per_second as f64)
+            .max(planned / 60.0 * factor);
         let in_minute = self.minute.count(now) as f64;
         let minute_limit = learned
             .map_or(0.0, |r| r * factor)
             .max(cfg.volume_floor_per_minute as f64)
-            .max(crate::guard::planned::ceiling(&cfg.planned, key, now).unwrap_or(0) as f64);
+            .max(planned);
         let (value, threshold, window_secs) = if in_second > second_limit {
             (in_second, second_limit, self.second.span_secs())
         } else if in_minute > minute_limit {
