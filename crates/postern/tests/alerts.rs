@@ -140,10 +140,18 @@ level = 2
         )
         .unwrap();
 
-        // A real trip: the detector sees a key over its floor; the containment task records it.
+        // A real trip: the detector sees a key over its floor (volume alone scoring a hold
+        // here); the containment task records it.
         let (guard, trips) = Guard::new(
             GuardConfig {
                 volume_floor_per_minute: 5,
+                policy: postern::guard::policy::PolicyConfig {
+                    scores: postern::guard::policy::Scores {
+                        volume: 3.0,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             shared.clone(),
@@ -193,7 +201,8 @@ level = 2
                     &serde_json::json!(1)
                 )
             );
-            assert_eq!(body["evidence"]["messages_last_minute"], 6);
+            assert_eq!(body["evidence"]["trigger"], "volume");
+            assert_eq!(body["evidence"]["findings"][0]["messages_last_minute"], 6.0);
         }
         let mails = backup.messages();
         assert_eq!(
