@@ -25,6 +25,8 @@ pub struct GuardConfig {
     pub complaint_min_sample: u64,
     /// Auto-replies in 15 minutes that are always a finding (more, with a learned count).
     pub autoreply_floor: u64,
+    /// Auto-replies as a share of the messages sent in the same 15 minutes that are normal.
+    pub autoreply_share: f64,
     /// Orphan feedback messages within 15 minutes that raise an alert.
     pub orphan_limit: u64,
     /// Novelty: the tenant must know this many recipients, the key have sent this many.
@@ -65,6 +67,7 @@ impl Default for GuardConfig {
             complaint_rate: 0.001,
             complaint_min_sample: 1_000,
             autoreply_floor: 20,
+            autoreply_share: 0.05,
             orphan_limit: 20,
             novelty_min_known: 200,
             novelty_min_sample: 200,

@@ -8,7 +8,8 @@
 //! - **complaint_rate**: complaints over `complaint_rate` (0.1%), once `complaint_min_sample`
 //!   (1,000) were sent (SES: review at 0.1%, pause at 0.5%).
 //! - **autoreply_rate**: auto-replies ("out of office", "ticket received") in 15 minutes over
-//!   `max(autoreply_floor (20), 5 × the scope's learned count per 15 minutes)`. In the stolen-key
+//!   `max(autoreply_floor (20), 5 × the scope's learned count per 15 minutes, autoreply_share
+//!   (5%) × the messages sent in the window)`. In the stolen-key
 //!   incident ~50 auto-replies in 15 minutes were the first visible sign: mail reaching many
 //!   people who never asked for it. Legitimate mail gets some, and its learned count covers that.
 
@@ -110,9 +111,12 @@ impl Rates {
                 let count = self.autoreplied.count(now);
                 let learned =
                     (self.autoreply_learned.periods >= 4).then_some(self.autoreply_learned.value);
+                // Proportional too: a large announced send brings its share of "out of office"
+                // answers; a count alone would call every big newsletter an attack.
                 let limit = learned
                     .map_or(0.0, |l| 5.0 * l)
-                    .max(cfg.autoreply_floor as f64);
+                    .max(cfg.autoreply_floor as f64)
+                    .max(cfg.autoreply_share * sent as f64);
                 if count as f64 <= limit {
                     return None;
                 }
