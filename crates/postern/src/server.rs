@@ -58,6 +58,15 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
     // Provider settings written as "secret:NAME" come from the encrypted secret store.
     let cfg = &crate::secrets::resolve_config(cfg, &store).await?;
+    let totp_secrets =
+        crate::admin::TotpSecrets::new(crate::secrets::Keyring::configured(&cfg.secrets)?);
+    let sealed = totp_secrets.seal_existing(&store, clock.now_ms()).await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sealed admin TOTP secrets stored before a KEK was configured"
+        );
+    }
     let node = node_id(cfg)?;
     let recovered = store
         .recover_claims(&node, clock.now_ms(), store.backend() == "sqlite")
@@ -124,7 +133,12 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         guard: guard.clone(),
         leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
         admin: crate::http::admin::AdminContext {
-            logins: crate::admin::Logins::new(store.clone(), clock.clone(), cfg.admin.clone()),
+            logins: crate::admin::Logins::new(
+                store.clone(),
+                clock.clone(),
+                cfg.admin.clone(),
+                totp_secrets,
+            ),
             config: Arc::new(cfg.clone()),
             health: dispatch.health.clone(),
         },

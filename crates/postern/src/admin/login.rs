@@ -48,6 +48,9 @@ pub enum LoginError {
     Rejected(String),
     #[error("store unavailable")]
     Store(#[from] StoreError),
+    /// The TOTP secret could not be sealed or opened (no KEK, or the wrong one); logged.
+    #[error("the TOTP secret cannot be read: see the server log")]
+    Sealed,
 }
 
 /// Why a request's session or token was refused.
@@ -100,8 +103,14 @@ pub struct Logins {
     store: Store,
     clock: SharedClock,
     cfg: AdminConfig,
+    totp: super::TotpSecrets,
     /// Failed logins per source address within the lockout window.
     failures: Arc<Mutex<HashMap<IpAddr, VecDeque<i64>>>>,
+}
+
+fn sealed_error(username: &str, e: anyhow::Error) -> LoginError {
+    tracing::error!(admin = %username, error = %format!("{e:#}"), "TOTP secret at rest");
+    LoginError::Sealed
 }
 
 fn principal(a: &AdminRecord) -> AdminPrincipal {
@@ -113,11 +122,17 @@ fn principal(a: &AdminRecord) -> AdminPrincipal {
 }
 
 impl Logins {
-    pub fn new(store: Store, clock: SharedClock, cfg: AdminConfig) -> Self {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        cfg: AdminConfig,
+        totp: super::TotpSecrets,
+    ) -> Self {
         Self {
             store,
             clock,
             cfg,
+            totp,
             failures: Arc::default(),
         }
     }
@@ -232,8 +247,13 @@ impl Logins {
             let totp = Totp::generate();
             let codes = super::new_recovery_codes();
             let hashes: Vec<String> = codes.iter().map(|c| code_hash(c)).collect();
+            let stored = self
+                .totp
+                .stored_value(&self.store, &account.username, totp.base32(), now)
+                .await
+                .map_err(|e| sealed_error(&account.username, e))?;
             self.store
-                .begin_enrolment(&account.username, totp.base32(), &hashes)
+                .begin_enrolment(&account.username, &stored, &hashes)
                 .await?;
             return Ok(LoginOutcome::Enrol(Enrolment {
                 secret: SecretString::from(totp.base32().to_owned()),
@@ -262,11 +282,15 @@ impl Logins {
 
     /// Whether `code` is the account's TOTP code for a step not used before (claims it).
     async fn totp_ok(&self, a: &AdminRecord, code: &str, now: i64) -> Result<bool, LoginError> {
-        let Some(totp) = a
-            .totp_secret
-            .as_ref()
-            .and_then(|s| Totp::from_base32(s.expose_secret()))
-        else {
+        let Some(stored) = &a.totp_secret else {
+            return Ok(false);
+        };
+        let secret = self
+            .totp
+            .open(&self.store, stored)
+            .await
+            .map_err(|e| sealed_error(&a.username, e))?;
+        let Some(totp) = Totp::from_base32(secret.expose_secret()) else {
             return Ok(false);
         };
         match totp.matching_step(code, now) {

@@ -9,6 +9,7 @@
 
 pub mod login;
 pub mod ops;
+mod sealed;
 mod totp;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use login::{AdminPrincipal, Logins};
 pub use ops::{OpError, OpResult};
+pub use sealed::TotpSecrets;
 pub use totp::Totp;
 
 use crate::domain::{ApiKeySecret, KeyMode};

@@ -106,6 +106,7 @@ impl From<LoginError> for ApiError {
             LoginError::Enrolled => (StatusCode::CONFLICT, "already_enrolled"),
             LoginError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             LoginError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            LoginError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable"),
         };
         Self::new(status, code, e.to_string())
     }
