@@ -6,6 +6,7 @@ mod error;
 mod feedback;
 mod leaks;
 mod messages;
+pub mod openapi;
 mod ops;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::document))
         .merge(admin::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
