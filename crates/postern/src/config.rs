@@ -57,6 +57,15 @@ pub struct HttpConfig {
     /// Largest accepted request body (and so message), in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_body_bytes: usize,
+    /// PEM certificate chain and key: HTTPS instead of HTTP (reloaded on SIGHUP).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (API keys then cross the network
+    /// in the clear; only behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +137,52 @@ pub struct FeedbackConfig {
     /// Where the bounce listener (SMTP, no AUTH, only mail to `bounce_domain`) listens.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// `POST /v1/feedback/ses`: SNS notifications from Amazon SES.
+    #[serde(default)]
+    pub ses: SesFeedbackConfig,
+}
+
+/// How SNS messages to `POST /v1/feedback/ses` are authenticated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesFeedbackConfig {
+    /// Hosts `SigningCertURL` and `SubscribeURL` may point to; empty: any
+    /// `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`).
+    #[serde(default)]
+    pub allowed_cert_hosts: Vec<String>,
+    /// Topics accepted; empty: any topic.
+    #[serde(default)]
+    pub topic_arns: Vec<String>,
+    /// Messages older than this (by their `Timestamp`) are refused.
+    #[serde(default = "default_sns_max_age")]
+    pub max_age_secs: u64,
+    /// Signing certificates kept in memory.
+    #[serde(default = "default_sns_cert_cache")]
+    pub cert_cache_size: usize,
+    /// PEM roots trusted for fetching certificates, besides the public ones (a private
+    /// SNS-compatible endpoint).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SesFeedbackConfig {
+    fn default() -> Self {
+        Self {
+            allowed_cert_hosts: Vec::new(),
+            topic_arns: Vec::new(),
+            max_age_secs: default_sns_max_age(),
+            cert_cache_size: default_sns_cert_cache(),
+            ca_file: None,
+        }
+    }
+}
+
+fn default_sns_max_age() -> u64 {
+    3600
+}
+
+fn default_sns_cert_cache() -> usize {
+    16
 }
 
 /// What goes on a tenant's suppression list by itself.
@@ -515,6 +570,9 @@ impl Default for HttpConfig {
         Self {
             listen: default_http_listen(),
             max_body_bytes: default_max_message_bytes(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -625,10 +683,19 @@ impl Config {
             }
         };
         fix(&mut self.data_dir);
+        for p in [&mut self.http.tls_cert, &mut self.http.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
         if let Some(p) = self.smtp.tls_cert.as_mut() {
             fix(p);
         }
         if let Some(p) = self.smtp.tls_key.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.feedback.ses.ca_file.as_mut() {
             fix(p);
         }
         if let Some(p) = self.audit.head_file.as_mut() {
@@ -694,6 +761,19 @@ impl Config {
                 where_set(text, "feedback.bounce_domain")
             );
         }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            bail!(
+                "{}: [http] tls_cert and tls_key go together (both or neither)",
+                where_set(
+                    text,
+                    if self.http.tls_cert.is_some() {
+                        "http.tls_cert"
+                    } else {
+                        "http.tls_key"
+                    }
+                )
+            );
+        }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
             bail!(
                 "{}: [queue] concurrency and commit_batch must be at least 1",
@@ -707,6 +787,21 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("postern.db").display()))
+    }
+
+    /// Plain HTTP only on loopback, unless `[http] allow_plaintext` says otherwise: API keys
+    /// and admin tokens must not cross a network in the clear.
+    pub fn check_http_exposure(&self) -> anyhow::Result<()> {
+        let h = &self.http;
+        if h.tls_cert.is_none() && !h.listen.ip().is_loopback() && !h.allow_plaintext {
+            bail!(
+                "[http] listen = \"{}\" is not a loopback address and [http] has no tls_cert/tls_key: \
+                 refusing to serve plain HTTP there (set [http] tls_cert and tls_key, or \
+                 [http] allow_plaintext = true behind a TLS-terminating proxy)",
+                h.listen
+            );
+        }
+        Ok(())
     }
 
     pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
@@ -841,6 +936,14 @@ fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()>
             .as_table_mut()
             .context("provider is not a table")?;
         p.insert(field.to_owned(), value);
+    } else if let Some(field) = rest.strip_prefix("ses_").filter(|_| section == "feedback") {
+        // POSTERN_FEEDBACK_SES_<KEY>: the [feedback.ses] table.
+        table
+            .entry("ses")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .context("[feedback] ses is not a table")?
+            .insert(field.to_owned(), value);
     } else {
         table.insert(rest.to_owned(), value);
     }
@@ -861,6 +964,30 @@ fn parse_env_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        let load = |toml: &str| Config::from_toml_and_env(toml, []).unwrap();
+        assert!(load("").check_http_exposure().is_ok());
+        let open = load("[http]\nlisten = \"0.0.0.0:8025\"\n");
+        let err = open.check_http_exposure().unwrap_err().to_string();
+        assert!(
+            err.contains("[http] listen") && err.contains("allow_plaintext"),
+            "{err}"
+        );
+        let allowed = load("[http]\nlisten = \"0.0.0.0:8025\"\nallow_plaintext = true\n");
+        assert!(allowed.check_http_exposure().is_ok());
+        let tls =
+            load("[http]\nlisten = \"[::]:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        assert!(tls.check_http_exposure().is_ok());
+        let err = Config::from_toml_and_env("[http]\ntls_cert = \"c.pem\"\n", [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2, `http.tls_cert`") && err.contains("tls_key"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn empty_config_is_the_embedded_default() {

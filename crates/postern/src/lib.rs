@@ -18,6 +18,7 @@ pub mod queue;
 pub mod secrets;
 pub mod server;
 pub mod smtp;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -197,14 +197,6 @@ impl Keyring {
         Ok(Self { current, previous })
     }
 
-    /// From `[secrets]` when a KEK is configured there; `None` when none is.
-    pub fn configured(cfg: &SecretsConfig) -> anyhow::Result<Option<Self>> {
-        if KekSource::pick(&cfg.kek_file, &cfg.kek_env, &cfg.kek_command, "kek")?.is_none() {
-            return Ok(None);
-        }
-        Self::from_config(cfg).map(Some)
-    }
-
     fn kek_for(&self, row: &SecretRow) -> anyhow::Result<&Kek> {
         [Some(&self.current), self.previous.as_ref()]
             .into_iter()

@@ -19,6 +19,7 @@ use crate::queue::{Acceptor, DeliveryPolicy, Dispatch, Worker};
 use crate::smtp::SessionContext;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::tls::CertResolver;
 
 pub struct Running {
     pub http_addr: SocketAddr,
@@ -52,21 +53,13 @@ fn node_id(cfg: &Config) -> anyhow::Result<String> {
 }
 
 pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> {
+    cfg.check_http_exposure()?;
     let url = cfg.database_url();
     let store = Store::connect(&url)
         .await
         .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
     // Provider settings written as "secret:NAME" come from the encrypted secret store.
     let cfg = &crate::secrets::resolve_config(cfg, &store).await?;
-    let totp_secrets =
-        crate::admin::TotpSecrets::new(crate::secrets::Keyring::configured(&cfg.secrets)?);
-    let sealed = totp_secrets.seal_existing(&store, clock.now_ms()).await?;
-    if sealed > 0 {
-        tracing::info!(
-            sealed,
-            "sealed admin TOTP secrets stored before a KEK was configured"
-        );
-    }
     let node = node_id(cfg)?;
     let recovered = store
         .recover_claims(&node, clock.now_ms(), store.backend() == "sqlite")
@@ -131,35 +124,61 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         delivering: cfg.queue.deliver,
         suppression: cfg.suppression.clone(),
         guard: guard.clone(),
+        sns: crate::feedback::sns::SnsVerifier::new(cfg.feedback.ses.clone())?,
         leaks: crate::leaks::LeakVerifier::from_config(&cfg.leaks)?,
         admin: crate::http::admin::AdminContext {
             logins: crate::admin::Logins::new(
                 store.clone(),
                 clock.clone(),
                 cfg.admin.clone(),
-                totp_secrets,
+                crate::admin::login::keyring(&cfg.secrets)
+                    .context("loading the KEK that seals admin TOTP secrets")?,
             ),
             config: Arc::new(cfg.clone()),
             health: dispatch.health.clone(),
         },
     });
+    let mut certs = Vec::new();
+    let https = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+        (Some(cert), Some(key)) => {
+            let r = CertResolver::load(cert, key).context("[http] tls_cert / tls_key")?;
+            certs.push(r.clone());
+            Some(tokio_rustls::TlsAcceptor::from(
+                r.server_config(&[b"http/1.1"])?,
+            ))
+        }
+        _ => None,
+    };
     let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("binding the HTTP listener to {}", cfg.http.listen))?;
     let http_addr = http_listener.local_addr()?;
-    let app = router(state, cfg.http.max_body_bytes);
+    let app =
+        router(state, cfg.http.max_body_bytes).into_make_service_with_connect_info::<SocketAddr>();
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         let shutdown = async move {
             let _ = http_stop.changed().await;
         };
-        if let Err(e) = axum::serve(
-            http_listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        {
+        let served = match https {
+            Some(acceptor) => {
+                use axum::serve::ListenerExt;
+                match crate::http::tls::TlsListener::new(http_listener, acceptor) {
+                    Ok(l) => {
+                        axum::serve(l.tap_io(|_| ()), app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                axum::serve(http_listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -167,9 +186,9 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let (smtp, smtp_addr) = if cfg.smtp.enabled {
         let (cert, key) = cfg.tls_paths();
         let tls = if cert.exists() && key.exists() {
-            Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-                &cert, &key,
-            )?))
+            let r = CertResolver::load(&cert, &key).context("[smtp] tls_cert / tls_key")?;
+            certs.push(r.clone());
+            Some(tokio_rustls::TlsAcceptor::from(r.server_config(&[])?))
         } else {
             tracing::warn!(cert = %cert.display(), "no TLS certificate; SMTP submission runs without STARTTLS (run `postern init`)");
             None
@@ -241,6 +260,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     drop(acceptor);
 
     let mut supervisors = vec![
+        spawn_cert_reloader(certs, stop_rx.clone()),
         spawn_pause_watcher(
             pauses.clone(),
             guard.clone(),
@@ -277,6 +297,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
                 clock.clone(),
                 metrics.clone(),
                 stop_rx.clone(),
+                Arc::new(cfg.clone()),
             ),
             spawn_prober(
                 dispatch.clone(),
@@ -338,6 +359,46 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         maintenance,
         supervisors,
         store,
+    })
+}
+
+/// Reads the TLS certificates again on SIGHUP (HTTPS and STARTTLS), without a restart; a
+/// pair that does not load leaves the one in use.
+fn spawn_cert_reloader(
+    certs: Vec<Arc<CertResolver>>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    // Installed before serving starts, so an early SIGHUP reloads rather than kills.
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hup) = hup else {
+                tracing::warn!("cannot listen for SIGHUP; certificates reload only on restart");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {}
+                    _ = stop.changed() => return,
+                }
+                for c in &certs {
+                    match c.reload() {
+                        Ok(()) => {
+                            tracing::info!(cert = %c.cert_path().display(), "TLS certificate reloaded")
+                        }
+                        Err(e) => {
+                            tracing::error!(cert = %c.cert_path().display(), error = format!("{e:#}"), "TLS certificate not reloaded; the previous one stays in use")
+                        }
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (certs, stop.changed().await);
+        }
     })
 }
 
@@ -477,13 +538,20 @@ fn spawn_health_watcher(
     clock: SharedClock,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
+    cfg: Arc<Config>,
 ) -> JoinHandle<()> {
     use crate::providers::health::HealthState;
-    for v in dispatch.health.views() {
+    let views = dispatch.health.views();
+    for v in &views {
         metrics.set_provider_health(&v.provider, v.state);
     }
     let mut changes = dispatch.health.subscribe();
     tokio::spawn(async move {
+        // The status page and `broadcast` read health from the store.
+        if let Err(e) = crate::status::record_all_health(&store, &cfg, &views, clock.now_ms()).await
+        {
+            tracing::warn!(error = %e, "recording provider health failed");
+        }
         loop {
             let t = tokio::select! {
                 t = changes.recv() => t,
@@ -496,6 +564,19 @@ fn spawn_health_watcher(
             };
             metrics.set_provider_health(&t.provider, t.to);
             metrics.provider_state_changed(&t.provider, t.to);
+            if let Err(e) = crate::status::record_health(
+                &store,
+                &cfg,
+                &t.provider,
+                t.to,
+                t.at,
+                &t.reason,
+                clock.now_ms(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "recording provider health failed");
+            }
             if matches!(t.to, HealthState::Down | HealthState::Suspended)
                 && let Err(e) = store.pull_forward(&t.provider, None, clock.now_ms()).await
             {

@@ -27,6 +27,12 @@ struct Inner {
     state_changes: Family<Labels, Counter>,
     feedback: Family<Labels, Counter>,
     guard_actions: Family<Labels, Counter>,
+    messages: Family<Labels, Counter>,
+    tenants: Family<Labels, Gauge>,
+    pauses: Family<Labels, Gauge>,
+    delivery_seconds: Family<Labels, Histogram>,
+    attempt_seconds: Histogram,
+    rates: crate::feedback::rates::RateMetrics,
 }
 
 /// Cheap to clone; every clone updates the same registry.
@@ -114,7 +120,41 @@ impl Metrics {
             "Guard detections, by signal and action (hold, alert)",
             guard_actions.clone(),
         );
+        let messages = Family::<Labels, Counter>::default();
+        registry.register(
+            "postern_messages",
+            "Messages by outcome (accepted, held, suppressed at accept; delivered, bounced, deferred, expired, held after an attempt), tenant id, channel and provider",
+            messages.clone(),
+        );
+        let tenants = Family::<Labels, Gauge>::default();
+        registry.register(
+            "postern_tenant_info",
+            "1 per tenant: its name by id, to join on tenant_id",
+            tenants.clone(),
+        );
+        let pauses = Family::<Labels, Gauge>::default();
+        registry.register(
+            "postern_pauses_active",
+            "Active kill-switch pauses by scope (all, tenant, key, provider, channel)",
+            pauses.clone(),
+        );
+        let delivery_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 18))
+        });
+        registry.register(
+            "postern_delivery_seconds",
+            "From accept to delivery, by provider",
+            delivery_seconds.clone(),
+        );
+        let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "postern_delivery_attempt_seconds",
+            "Duration of one delivery attempt (every provider it walked)",
+            attempt_seconds.clone(),
+        );
+        let rates = crate::feedback::rates::RateMetrics::register(&mut registry);
         Self(Arc::new(Inner {
+            rates,
             registry,
             accepted,
             deliveries,
@@ -128,6 +168,11 @@ impl Metrics {
             state_changes,
             feedback,
             guard_actions,
+            messages,
+            tenants,
+            pauses,
+            delivery_seconds,
+            attempt_seconds,
         }))
     }
 
@@ -231,6 +276,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Rolling feedback rates and orphan feedback by domain.
+    pub fn rates(&self) -> &crate::feedback::rates::RateMetrics {
+        &self.0.rates
+    }
+
     pub fn feedback(&self, kind: &str, matched: bool) {
         self.0
             .feedback
@@ -249,6 +299,63 @@ impl Metrics {
                 ("action".into(), action.into()),
             ])
             .inc();
+    }
+
+    /// One message reached `outcome`; `provider` is `none` before any provider was involved.
+    pub fn message(&self, tenant_id: &str, channel: &str, provider: &str, outcome: &str) {
+        self.0
+            .messages
+            .get_or_create(&vec![
+                ("tenant_id".into(), tenant_id.into()),
+                ("channel".into(), channel.into()),
+                ("provider".into(), provider.into()),
+                ("outcome".into(), outcome.into()),
+            ])
+            .inc();
+    }
+
+    /// After an attempt: its duration, the outcome, and for a delivery the time since accept.
+    pub fn attempt(
+        &self,
+        tenant_id: &str,
+        provider: Option<&str>,
+        status: &str,
+        took: Duration,
+        since_accept_ms: i64,
+    ) {
+        self.0.attempt_seconds.observe(took.as_secs_f64());
+        let provider = provider.filter(|p| !p.is_empty()).unwrap_or("none");
+        self.message(tenant_id, "email", provider, status);
+        if status == "delivered" {
+            self.0
+                .delivery_seconds
+                .get_or_create(&vec![("provider".into(), provider.into())])
+                .observe(since_accept_ms.max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// Tenant names by id (read at each scrape).
+    pub fn set_tenants(&self, tenants: &[(String, String)]) {
+        for (id, name) in tenants {
+            self.0
+                .tenants
+                .get_or_create(&vec![
+                    ("tenant_id".into(), id.clone()),
+                    ("tenant".into(), name.clone()),
+                ])
+                .set(1);
+        }
+    }
+
+    /// Active pauses per scope kind (read at each scrape); kinds without one read 0.
+    pub fn set_pauses(&self, kinds: &[&str]) {
+        for k in ["all", "tenant", "key", "provider", "channel"] {
+            let n = kinds.iter().filter(|x| **x == k).count();
+            self.0
+                .pauses
+                .get_or_create(&vec![("scope".into(), k.into())])
+                .set(n as i64);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -1017,3 +1017,75 @@ fn route_move_through_the_api_moves_deferred_messages_and_undoes() {
         );
     });
 }
+
+/// `(admins.totp_secret of root, every sealed secret row as text)` straight from the database.
+async fn stored_totp(app: &App) -> (String, String) {
+    use sqlx::{Connection, Row};
+    let q_admin = "SELECT totp_secret FROM admins WHERE username = 'root'";
+    let q_rows = "SELECT name, wrapped_key, ciphertext FROM secrets";
+    let row_text = |name: String, w: String, c: String| format!("{name} {w} {c}\n");
+    match &app.backend {
+        Backend::Sqlite => {
+            let path = app.dir.path().join("postern-data/postern.db");
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let col: String = sqlx::query(q_admin).fetch_one(&mut c).await.unwrap().get(0);
+            let mut rows = String::new();
+            for r in sqlx::query(q_rows).fetch_all(&mut c).await.unwrap() {
+                rows += &row_text(r.get(0), r.get(1), r.get(2));
+            }
+            (col, rows)
+        }
+        Backend::Postgres(db) => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let col: String = sqlx::query(q_admin).fetch_one(&mut c).await.unwrap().get(0);
+            let mut rows = String::new();
+            for r in sqlx::query(q_rows).fetch_all(&mut c).await.unwrap() {
+                rows += &row_text(r.get(0), r.get(1), r.get(2));
+            }
+            (col, rows)
+        }
+    }
+}
+
+async fn sealed_totp(backend: Backend) {
+    use base64::Engine;
+    let keys = tempfile::tempdir().unwrap();
+    let kek = keys.path().join("kek");
+    let mut k = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+    std::fs::write(&kek, base64::engine::general_purpose::STANDARD.encode(k)).unwrap();
+    let (app, otp) = spawn(
+        backend,
+        &[("POSTERN_SECRETS_KEK_FILE", kek.to_str().unwrap())],
+    );
+    let (secret, _, _) = enrol(&app, "root", &otp).await;
+    let next = totp(&secret).generate(now_secs() + 30);
+    let login = json!({"user": "root", "password": NEW_PASSWORD, "totp": next});
+    let (s, v) = post(&app, "/admin/v1/login", "", login).await;
+    assert_eq!(s, 200, "{v}");
+    // The account holds a reference; the sealed row does not hold the secret.
+    let (col, rows) = stored_totp(&app).await;
+    assert!(col.starts_with("secret:admin-totp."), "{col}");
+    assert!(rows.contains(col.trim_start_matches("secret:")), "{rows}");
+    assert!(
+        !col.contains(&secret) && !rows.contains(&secret),
+        "TOTP secret stored readable"
+    );
+    if let Backend::Sqlite = app.backend {
+        let dir = app.dir.path().join("postern-data");
+        for f in ["postern.db", "postern.db-wal"] {
+            let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
+            let hay = String::from_utf8_lossy(&bytes);
+            assert!(!hay.contains(&secret), "{f} holds the TOTP secret");
+        }
+    }
+}
+
+#[test]
+fn totp_secrets_are_sealed_with_the_kek_when_one_is_configured() {
+    for backend in Backend::all() {
+        run_blocking(sealed_totp(backend));
+    }
+}

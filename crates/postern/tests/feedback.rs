@@ -265,3 +265,99 @@ fn orphans_are_kept_and_bad_input_is_refused() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
 }
+
+/// The value of the first metric line named `name` carrying every one of `labels`.
+fn metric(page: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn feedback_rates_and_orphans_are_on_metrics() {
+    run_blocking(async {
+        let sink = Sink::start(&[]);
+        let app = spawn(Backend::Sqlite, &sink);
+        // Four recipients sent through the relay, then two bounces and one complaint about them.
+        let mut ids = vec![];
+        for to in [
+            "r1@example.org",
+            "r2@example.org",
+            "r3@example.org",
+            "r4@example.org",
+        ] {
+            let (_, v) = app.send(&app.key, simple_message(to)).await;
+            ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+        for id in &ids {
+            app.wait_status(id, "delivered", 15).await;
+        }
+        let sent = sink.messages();
+        let mid = |rcpt: &str| {
+            let m = sent
+                .iter()
+                .find(|m| header(m, "To") == rcpt)
+                .unwrap_or_else(|| panic!("no message to {rcpt}"));
+            header(m, "Message-ID").to_owned()
+        };
+        for (body, matched) in [
+            (
+                dsn("b@example.com", "r1@example.org", &mid("r1@example.org")),
+                1,
+            ),
+            (
+                dsn("b@example.com", "r2@example.org", &mid("r2@example.org")),
+                1,
+            ),
+            (arf("r3@example.org", &mid("r3@example.org")), 1),
+            // About a message Postern never sent (From app@example.com): an orphan.
+            (
+                dsn("b@example.com", "x@example.net", "<never-sent@example.com>"),
+                0,
+            ),
+        ] {
+            let (code, v) = post_raw(&app, &app.key, "message/rfc822", body).await;
+            assert_eq!((code, v["matched"].as_i64()), (200, Some(matched)), "{v}");
+        }
+
+        let page = app.metrics().await;
+        for window in ["15m", "24h"] {
+            let w = format!("window=\"{window}\"");
+            for scope in [
+                "scope=\"tenant\"",
+                "scope=\"key\"",
+                "scope=\"provider\",id=\"relay\"",
+            ] {
+                let rate = |kind: &str| {
+                    metric(
+                        &page,
+                        "postern_feedback_rate",
+                        &[&format!("kind=\"{kind}\""), &w, scope],
+                    )
+                    .unwrap_or_else(|| panic!("no {kind} rate for {scope} {window}:\n{page}"))
+                };
+                assert_eq!(rate("bounce"), 0.5, "{scope} {window}");
+                assert_eq!(rate("complaint"), 0.25, "{scope} {window}");
+                assert_eq!(rate("autoreply"), 0.0, "{scope} {window}");
+                assert_eq!(
+                    metric(
+                        &page,
+                        "postern_feedback_window",
+                        &["kind=\"sent\"", &w, scope]
+                    ),
+                    Some(4.0)
+                );
+            }
+        }
+        assert_eq!(
+            metric(
+                &page,
+                "postern_feedback_orphans_total",
+                &["domain=\"example.com\"", "kind=\"bounce\""]
+            ),
+            Some(1.0),
+            "{page}"
+        );
+    });
+}

@@ -386,41 +386,6 @@ fn init_writes_a_kek_only_its_owner_reads() {
     set_secret(&app, "x", "some value");
 }
 
-/// Accounts enrolled while no KEK was configured keep their TOTP secret as given; the first
-/// start with a KEK seals them, and logins go on working.
-#[test]
-fn totp_secrets_stored_before_a_kek_are_sealed_at_start() {
-    for backend in Backend::all() {
-        run_blocking(async move {
-            let mut app = App::spawn(backend, &[]);
-            set_secret(&app, "x", "some value");
-            app.terminate();
-            let config = std::fs::read_to_string(app.config()).unwrap();
-            drop_kek_from_config(&app);
-            app.start();
-            let totp = common::admin::add_and_enrol(&app, "ops", ADMIN_PASSWORD).await;
-            app.terminate();
-            // Stored as given: the dump search finds it, so it can tell sealed from not.
-            assert!(
-                contains(&dump(&app), &totp),
-                "the plain TOTP secret was not found"
-            );
-
-            std::fs::write(app.config(), config).unwrap();
-            app.start();
-            assert_eq!(
-                common::admin::login(&app, "ops", ADMIN_PASSWORD, &totp, 1).await,
-                200
-            );
-            app.terminate();
-            let copy = dump(&app);
-            for f in forms(&totp) {
-                assert!(!contains(&copy, &f), "TOTP secret found as {f:?}");
-            }
-        });
-    }
-}
-
 #[test]
 fn a_missing_kek_is_named() {
     let mut app = App::spawn(Backend::Sqlite, &[]);

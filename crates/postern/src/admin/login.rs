@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{AdminConfig, Role, Totp, code_hash, verify_password};
 use crate::clock::SharedClock;
 use crate::domain::{ApiKeySecret, KeyMode};
+use crate::secrets::Keyring;
 use crate::store::{AdminRecord, Store, StoreError};
 
 /// The issuer shown in authenticator apps.
@@ -46,11 +47,11 @@ pub enum LoginError {
     Enrolled,
     #[error("{0}")]
     Rejected(String),
+    /// The account's sealed TOTP secret could not be opened (no or wrong KEK).
+    #[error("the TOTP secret cannot be read: {0}")]
+    Sealed(String),
     #[error("store unavailable")]
     Store(#[from] StoreError),
-    /// The TOTP secret could not be sealed or opened (no KEK, or the wrong one); logged.
-    #[error("the TOTP secret cannot be read: see the server log")]
-    Sealed,
 }
 
 /// Why a request's session or token was refused.
@@ -98,19 +99,32 @@ pub enum Factor<'a> {
     Recovery(&'a str),
 }
 
+/// What the `totp_secret` column holds when the secret is sealed in the secrets table.
+const SEALED_PREFIX: &str = "secret:";
+
+/// The KEK for admin TOTP secrets, when `[secrets]` names one; without one they are stored as
+/// they are.
+pub fn keyring(cfg: &crate::secrets::SecretsConfig) -> anyhow::Result<Option<Keyring>> {
+    if cfg.kek_file.is_none() && cfg.kek_env.is_none() && cfg.kek_command.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Keyring::from_config(cfg)?))
+}
+
+/// The secrets-table name of an admin's TOTP secret.
+fn totp_secret_name(user: &str) -> String {
+    format!("admin-totp.{}", &code_hash(user)[..32])
+}
+
 #[derive(Clone)]
 pub struct Logins {
     store: Store,
     clock: SharedClock,
     cfg: AdminConfig,
-    totp: super::TotpSecrets,
+    /// Seals TOTP secrets (envelope encryption, as provider secrets), when configured.
+    keys: Option<Arc<Keyring>>,
     /// Failed logins per source address within the lockout window.
     failures: Arc<Mutex<HashMap<IpAddr, VecDeque<i64>>>>,
-}
-
-fn sealed_error(username: &str, e: anyhow::Error) -> LoginError {
-    tracing::error!(admin = %username, error = %format!("{e:#}"), "TOTP secret at rest");
-    LoginError::Sealed
 }
 
 fn principal(a: &AdminRecord) -> AdminPrincipal {
@@ -122,19 +136,40 @@ fn principal(a: &AdminRecord) -> AdminPrincipal {
 }
 
 impl Logins {
-    pub fn new(
-        store: Store,
-        clock: SharedClock,
-        cfg: AdminConfig,
-        totp: super::TotpSecrets,
-    ) -> Self {
+    pub fn new(store: Store, clock: SharedClock, cfg: AdminConfig, keys: Option<Keyring>) -> Self {
         Self {
             store,
             clock,
             cfg,
-            totp,
+            keys: keys.map(Arc::new),
             failures: Arc::default(),
         }
+    }
+
+    /// What to store for a new TOTP secret: a reference to it sealed in the secrets table
+    /// when a KEK is configured, else the secret itself.
+    async fn seal_totp(&self, user: &str, b32: &str, now: i64) -> Result<String, LoginError> {
+        let Some(keys) = &self.keys else {
+            return Ok(b32.to_owned());
+        };
+        let name = totp_secret_name(user);
+        crate::secrets::set(&self.store, keys, &name, b32.as_bytes(), now)
+            .await
+            .map_err(|e| LoginError::Sealed(format!("{e:#}")))?;
+        Ok(format!("{SEALED_PREFIX}{name}"))
+    }
+
+    async fn open_totp(&self, stored: &str) -> Result<Option<Totp>, LoginError> {
+        let Some(name) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(Totp::from_base32(stored));
+        };
+        let keys = self.keys.as_ref().ok_or_else(|| {
+            LoginError::Sealed("it is sealed, and no KEK is configured ([secrets])".into())
+        })?;
+        let s = crate::secrets::get(&self.store, keys, name)
+            .await
+            .map_err(|e| LoginError::Sealed(format!("{e:#}")))?;
+        Ok(Totp::from_base32(s.expose_secret()))
     }
 
     pub fn config(&self) -> &AdminConfig {
@@ -248,10 +283,8 @@ impl Logins {
             let codes = super::new_recovery_codes();
             let hashes: Vec<String> = codes.iter().map(|c| code_hash(c)).collect();
             let stored = self
-                .totp
-                .stored_value(&self.store, &account.username, totp.base32(), now)
-                .await
-                .map_err(|e| sealed_error(&account.username, e))?;
+                .seal_totp(&account.username, totp.base32(), now)
+                .await?;
             self.store
                 .begin_enrolment(&account.username, &stored, &hashes)
                 .await?;
@@ -285,12 +318,7 @@ impl Logins {
         let Some(stored) = &a.totp_secret else {
             return Ok(false);
         };
-        let secret = self
-            .totp
-            .open(&self.store, stored)
-            .await
-            .map_err(|e| sealed_error(&a.username, e))?;
-        let Some(totp) = Totp::from_base32(secret.expose_secret()) else {
+        let Some(totp) = self.open_totp(stored.expose_secret()).await? else {
             return Ok(false);
         };
         match totp.matching_step(code, now) {
@@ -384,6 +412,11 @@ impl Logins {
         };
         if a.disabled_at.is_some() {
             return Err(AccessError::Disabled);
+        }
+        // Put back on a one-time password (`init --force`): its old sessions are over.
+        if a.pending {
+            self.store.end_session(&id, now).await?;
+            return Err(AccessError::Session);
         }
         self.store.touch_session(&id, now).await?;
         Ok(principal(&a))

@@ -9,7 +9,6 @@
 
 pub mod login;
 pub mod ops;
-mod sealed;
 mod totp;
 
 use std::time::Duration;
@@ -21,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 pub use login::{AdminPrincipal, Logins};
 pub use ops::{OpError, OpResult};
-pub use sealed::TotpSecrets;
 pub use totp::Totp;
 
 use crate::domain::{ApiKeySecret, KeyMode};
@@ -332,5 +330,52 @@ pub async fn revoke_token(store: &Store, id: &str, now: i64) -> OpResult<()> {
     match store.revoke_admin_token(id.as_str(), now).await {
         Err(StoreError::NotFound) => Err(OpError::NotFound(format!("no admin token {id}"))),
         r => Ok(r?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_print() {
+        for name in Role::NAMES {
+            assert_eq!(Role::parse(name).expect("known").as_str(), *name);
+        }
+        assert!(Role::parse("root").is_err());
+    }
+
+    #[test]
+    fn recovery_codes_are_distinct_and_hash_ignoring_case_and_dashes() {
+        let codes = new_recovery_codes();
+        assert_eq!(codes.len(), 10);
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), 10);
+        let c = &codes[0];
+        assert_eq!(c.len(), 29);
+        assert_eq!(code_hash(c), code_hash(&c.to_uppercase().replace('-', " ")));
+        assert_ne!(code_hash(c), code_hash(&codes[1]));
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("a long enough password").expect("hashes");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password(&h, "a long enough password"));
+        assert!(!verify_password(&h, "another password"));
+        assert!(!verify_password("not a hash", "x"));
+        assert!(check_new_password("short").is_err());
+    }
+
+    #[test]
+    fn config_durations_and_defaults() {
+        let c: AdminConfig = toml::from_str("session_ttl = \"2h\"\nlockout = 90").expect("parses");
+        assert_eq!(c.session_ttl, Duration::from_secs(7200));
+        assert_eq!(c.lockout, Duration::from_secs(90));
+        assert_eq!(c.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.max_failures, 5);
+        let e = toml::from_str::<AdminConfig>("session_ttl = \"soon\"").expect_err("refused");
+        assert!(e.to_string().contains("session_ttl"), "{e}");
+        assert!(toml::from_str::<AdminConfig>("sesion_ttl = 1").is_err());
     }
 }

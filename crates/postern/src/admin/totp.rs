@@ -94,3 +94,63 @@ impl Totp {
         self.totp.generate(unix_secs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 appendix B, SHA-1 secret "12345678901234567890", last six digits.
+    fn rfc() -> Totp {
+        let b32 = Secret::Raw(b"12345678901234567890".to_vec())
+            .to_encoded()
+            .to_string();
+        Totp::from_base32(&b32).expect("decodes")
+    }
+
+    #[test]
+    fn rfc_6238_vectors() {
+        let t = rfc();
+        for (secs, code) in [
+            (59, "287082"),
+            (1_111_111_109, "081804"),
+            (2_000_000_000, "279037"),
+        ] {
+            assert_eq!(t.code_at(secs), code, "{secs}");
+        }
+    }
+
+    #[test]
+    fn a_code_matches_its_step_and_the_neighbours_only() {
+        let t = rfc();
+        let now_ms = 1_111_111_109_000;
+        let step = 1_111_111_109 / 30;
+        assert_eq!(t.matching_step("081804", now_ms), Some(step));
+        assert_eq!(
+            t.matching_step(&t.code_at(1_111_111_109 + 30), now_ms),
+            Some(step + 1)
+        );
+        assert_eq!(
+            t.matching_step(&t.code_at(1_111_111_109 - 30), now_ms),
+            Some(step - 1)
+        );
+        assert_eq!(
+            t.matching_step(&t.code_at(1_111_111_109 + 90), now_ms),
+            None
+        );
+        for bad in ["", "08180", "0818045", "08180a", " 081804 x"] {
+            assert_eq!(t.matching_step(bad, now_ms), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn uri_names_issuer_account_and_secret() {
+        let t = Totp::generate();
+        let uri = t.uri("Postern", "ops lead@example.com");
+        assert!(
+            uri.starts_with("otpauth://totp/Postern:ops%20lead%40example.com?secret="),
+            "{uri}"
+        );
+        assert!(uri.contains(&format!("secret={}&", t.base32())));
+        assert!(!format!("{t:?}").contains(t.base32()));
+    }
+}

@@ -91,6 +91,7 @@ pub(super) async fn feedback(
                 tenant_id: None,
                 verp_message_id: None,
                 guard: None,
+                metrics: None,
             };
             let mut failed = 0;
             for f in &files {

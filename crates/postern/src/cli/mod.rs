@@ -22,6 +22,7 @@ mod keys;
 mod pause;
 mod routing;
 mod secrets;
+mod status;
 mod suppressions;
 
 use admin::{AdminCmd, admin};
@@ -31,6 +32,7 @@ use keys::{KeyLimitArgs, parse_duration_ms};
 use pause::{HeldCmd, PauseArgs, held, pause};
 use routing::{RouteCmd, route};
 use secrets::{SecretsCmd, secrets};
+use status::{BroadcastArgs, ContactCmd, IncidentCmd};
 use suppressions::{SuppressionCmd, suppressions};
 
 #[derive(Parser, Debug)]
@@ -98,6 +100,12 @@ enum Cmd {
     /// Admin accounts (password + TOTP) and admin API tokens
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Incidents on the public status page (/status)
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Send an incident notice to every affected tenant on every channel it has, and post the
+    /// incident on the status page
+    Broadcast(BroadcastArgs),
     /// The audit log: every administrative act, hash-chained
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -122,6 +130,9 @@ enum TenantCmd {
     Add { name: String },
     /// List tenants
     List,
+    /// Where a tenant gets incident notices (email, SMS, webhook)
+    #[command(subcommand)]
+    Contacts(ContactCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -433,6 +444,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             keys::report_leak(&cfg, json_out, now, &secret, url.as_deref()).await
         }
         Cmd::Route(cmd) => route(cmd, &cfg, json_out, now).await,
+        Cmd::Tenants(TenantCmd::Contacts(cmd)) => status::contacts(cmd, &cfg, json_out, now).await,
+        Cmd::Incident(cmd) => status::incident(cmd, &cfg, json_out, now).await,
+        Cmd::Broadcast(args) => status::broadcast_cmd(args, &cfg, json_out, now).await,
         Cmd::Pause(args) => pause(args, true, &cfg, json_out, now).await,
         Cmd::Resume(args) => pause(args, false, &cfg, json_out, now).await,
         Cmd::Held(cmd) => held(cmd, &cfg, json_out, now).await,

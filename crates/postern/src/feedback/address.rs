@@ -60,9 +60,31 @@ pub(crate) fn clean_address(value: &str) -> Option<String> {
     Some(format!("{}@{}", local, domain.to_ascii_lowercase()))
 }
 
+/// The address of a header such as `From: App <app@example.com>` (the angle-bracketed part
+/// when there is one).
+pub(crate) fn header_address(value: &str) -> Option<String> {
+    let inner = value
+        .rsplit_once('<')
+        .map_or(value, |(_, r)| r.split('>').next().unwrap_or(""));
+    clean_address(inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_addresses() {
+        assert_eq!(
+            header_address("\"App, Inc\" <App@Example.com>").as_deref(),
+            Some("App@example.com")
+        );
+        assert_eq!(
+            header_address("app@example.com").as_deref(),
+            Some("app@example.com")
+        );
+        assert_eq!(header_address("App <>"), None);
+    }
 
     #[test]
     fn cleans_common_forms() {

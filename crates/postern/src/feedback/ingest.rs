@@ -19,6 +19,8 @@ pub struct Origin<'a> {
     pub verp_message_id: Option<&'a str>,
     /// Told about every reading (rates, orphans), when running inside the server.
     pub guard: Option<&'a crate::guard::Guard>,
+    /// Counts every reading (feedback totals, rolling rates, orphans by domain).
+    pub metrics: Option<&'a crate::telemetry::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,15 @@ pub struct Applied {
     #[serde(flatten)]
     pub record: FeedbackRecord,
     pub suppressed: bool,
+    /// The key and provider of the message it is about (for the rates).
+    #[serde(skip)]
+    pub key_id: Option<String>,
+    #[serde(skip)]
+    pub provider: Option<String>,
+    /// The domain the returned message was sent from (for orphans): its From, else the domain
+    /// of its Message-ID.
+    #[serde(skip)]
+    pub sender_domain: Option<String>,
 }
 
 /// The kind of feedback a reading is.
@@ -61,6 +72,17 @@ pub async fn ingest(
     now: i64,
 ) -> Result<Vec<Applied>, IngestError> {
     let readings = classify(raw)?;
+    Ok(apply(store, readings, origin, policy, now).await?)
+}
+
+/// Records readings however they were read (a returned message, an SES notification).
+pub async fn apply(
+    store: &Store,
+    readings: Vec<Reading>,
+    origin: &Origin<'_>,
+    policy: &SuppressionConfig,
+    now: i64,
+) -> Result<Vec<Applied>, StoreError> {
     let mut out = Vec::with_capacity(readings.len());
     for r in readings {
         let sent = find_message(store, &r, origin).await?;
@@ -112,10 +134,24 @@ pub async fn ingest(
         if let Some(g) = origin.guard {
             g.feedback_received(record.tenant_id.as_deref(), kind);
         }
-        out.push(Applied {
+        let sender_domain = r
+            .original_from
+            .as_deref()
+            .or(r.original_message_id.as_deref())
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d.trim_end_matches('>').to_owned());
+        let applied = Applied {
             record,
             suppressed: suppress,
-        });
+            key_id: sent.as_ref().and_then(|m| m.key_id.clone()),
+            provider: sent.as_ref().and_then(|m| m.provider.clone()),
+            sender_domain,
+        };
+        if let Some(m) = origin.metrics {
+            m.feedback(&applied.record.kind, applied.record.message_id.is_some());
+            m.rates().applied(&applied);
+        }
+        out.push(applied);
     }
     Ok(out)
 }

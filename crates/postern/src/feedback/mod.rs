@@ -22,9 +22,12 @@ mod lda;
 mod message;
 mod mta;
 mod phrases;
+pub mod rates;
 mod reason;
 mod reasons;
 mod rhost;
+pub mod ses;
+pub mod sns;
 
 pub use reason::Reason;
 
@@ -53,6 +56,9 @@ pub struct Reading {
     pub original_message_id: Option<String>,
     /// `X-Postern-*` headers of the returned message (name as written, value).
     pub postern_headers: Vec<(String, String)>,
+    /// The `From` address of the returned message, when it came back with it: the sending
+    /// domain orphan feedback is counted under.
+    pub original_from: Option<String>,
 }
 
 /// Why a message could not be classified.
@@ -104,7 +110,7 @@ pub fn classify(raw: &[u8]) -> Result<Vec<Reading>, ClassifyError> {
     if deliveries.is_empty() {
         return Err(ClassifyError::NoRecipient);
     }
-    let (message_id, postern) = original_ids(&email);
+    let (message_id, postern, from) = original_ids(&email);
     let hosts = Hosts::of(&email);
     Ok(deliveries
         .into_iter()
@@ -112,6 +118,7 @@ pub fn classify(raw: &[u8]) -> Result<Vec<Reading>, ClassifyError> {
             let mut reading = finish(d, &hosts);
             reading.original_message_id = message_id.clone();
             reading.postern_headers = postern.clone();
+            reading.original_from = from.clone();
             reading
         })
         .collect())
@@ -160,8 +167,8 @@ fn dedup(found: Vec<Delivery>) -> Vec<Delivery> {
 }
 
 /// Message-ID and X-Postern-* headers of the returned message, which tie a bounce to the
-/// message that caused it.
-fn original_ids(email: &Email) -> (Option<String>, Vec<(String, String)>) {
+/// message that caused it, and its From address.
+fn original_ids(email: &Email) -> (Option<String>, Vec<(String, String)>, Option<String>) {
     let mut headers = email.returned_headers.clone();
     if headers.is_empty() {
         headers = inline_returned_headers(&email.text);
@@ -181,7 +188,11 @@ fn original_ids(email: &Email) -> (Option<String>, Vec<(String, String)>) {
         .filter(|(n, _)| n.starts_with("x-postern-"))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    (message_id, postern)
+    let from = headers
+        .iter()
+        .find(|(n, _)| n == "from")
+        .and_then(|(_, v)| address::header_address(v));
+    (message_id, postern, from)
 }
 
 /// Headers of a message returned inline (no MIME part): `Message-ID:` and `X-Postern-*:` lines
@@ -348,6 +359,7 @@ fn finish(d: Delivery, hosts: &Hosts) -> Reading {
         diagnostic: diagnosis,
         original_message_id: None,
         postern_headers: Vec::new(),
+        original_from: None,
     }
 }
 

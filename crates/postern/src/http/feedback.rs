@@ -39,6 +39,7 @@ pub(super) async fn raw(
         tenant_id: Some(&who.tenant_id),
         verp_message_id: None,
         guard: st.guard.as_ref(),
+        metrics: Some(&st.metrics),
     };
     let applied = ingest(
         &st.store,
@@ -60,10 +61,6 @@ pub(super) async fn raw(
             format!("feedback not recorded: {s}"),
         ),
     })?;
-    for a in &applied {
-        st.metrics
-            .feedback(&a.record.kind, a.record.message_id.is_some());
-    }
     let matched = applied
         .iter()
         .filter(|a| a.record.message_id.is_some())

@@ -4,10 +4,13 @@
 pub mod admin;
 mod error;
 mod feedback;
+mod feedback_ses;
 mod leaks;
 mod messages;
 pub mod openapi;
 mod ops;
+mod status;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -38,6 +41,8 @@ pub struct AppState {
     pub delivering: bool,
     pub suppression: crate::config::SuppressionConfig,
     pub guard: Option<crate::guard::Guard>,
+    /// Authenticates `POST /v1/feedback/ses` (certificate cache, seen message ids).
+    pub sns: crate::feedback::sns::SnsVerifier,
     /// Public keys leak reports are signed with.
     pub leaks: crate::leaks::LeakVerifier,
     /// Admin logins, sessions and tokens, and what the admin API reads.
@@ -49,12 +54,16 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/feedback/raw", post(feedback::raw))
+        .route("/v1/feedback/ses", post(feedback_ses::ses))
         .route("/v1/keys/leaked", post(leaks::leaked))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::document))
         .merge(admin::routes())
+        .route("/status", get(status::html))
+        .route("/status.json", get(status::json))
+        .route("/status/feed.atom", get(status::atom))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -58,6 +58,10 @@ impl Modify for Security {
         post_v1_messages,
         get_v1_messages_id,
         post_v1_feedback_raw,
+        post_v1_feedback_ses,
+        get_status,
+        get_status_json,
+        get_status_feed_atom,
         post_v1_keys_leaked,
         get_healthz,
         get_readyz,
@@ -565,3 +569,44 @@ fn get_admin_v1_suppressions_export() {}
 )]
 #[allow(dead_code)]
 fn get_admin_v1_alerts() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/feedback/ses",
+    tag = "feedback",
+    summary = "Amazon SNS notification (SES Bounce, Complaint, Delivery), authenticated by its SNS signature",
+    request_body(content = String, content_type = "text/plain", description = "the SNS message (JSON text)"),
+    responses((status = 200, description = "taken", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
+)]
+#[allow(dead_code)]
+fn post_v1_feedback_ses() {}
+
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "status",
+    summary = "The public status page (HTML)",
+    responses((status = 200, description = "the status page", body = String, content_type = "text/html"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
+)]
+#[allow(dead_code)]
+fn get_status() {}
+
+#[utoipa::path(
+    get,
+    path = "/status.json",
+    tag = "status",
+    summary = "Channel states and incidents (JSON)",
+    responses((status = 200, description = "channel states and incidents", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
+)]
+#[allow(dead_code)]
+fn get_status_json() {}
+
+#[utoipa::path(
+    get,
+    path = "/status/feed.atom",
+    tag = "status",
+    summary = "Incidents as an Atom 1.0 feed",
+    responses((status = 200, description = "the feed", body = String, content_type = "application/atom+xml"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
+)]
+#[allow(dead_code)]
+fn get_status_feed_atom() {}

@@ -54,6 +54,15 @@ pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoRespons
     if let Ok(counts) = st.store.count_by_status().await {
         st.metrics.set_queue_depth(&counts);
     }
+    if let Ok(ts) = st.store.list_tenants().await {
+        let pairs: Vec<(String, String)> = ts.into_iter().map(|t| (t.id, t.name)).collect();
+        st.metrics.set_tenants(&pairs);
+    }
+    if let Ok(ps) = st.store.pauses().await {
+        let kinds: Vec<&str> = ps.iter().map(|p| p.scope.kind()).collect();
+        st.metrics.set_pauses(&kinds);
+    }
+    st.metrics.rates().publish(st.clock.now_ms());
     (
         [(
             header::CONTENT_TYPE,

@@ -102,8 +102,12 @@ async fn writer(
         match result {
             Ok(answers) => {
                 for ((reply, answer), m) in replies.into_iter().zip(answers).zip(&msgs) {
-                    if matches!(answer, Inserted::New { .. }) {
+                    if let Inserted::New { status, .. } = &answer {
                         metrics.accepted(m.source);
+                        metrics.message(&m.tenant_id, "email", "none", "accepted");
+                        if status != "queued" {
+                            metrics.message(&m.tenant_id, "email", "none", status);
+                        }
                     }
                     let _ = reply.send(Ok(answer));
                 }

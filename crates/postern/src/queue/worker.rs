@@ -583,10 +583,20 @@ impl Worker {
                     break;
                 };
                 let (w, tx) = (this.clone(), done_tx.clone());
+                let (tenant, key) = (msg.tenant_id.clone(), msg.key_id.clone());
                 tokio::spawn(async move {
+                    let started = std::time::Instant::now();
                     let c = deliver_one(msg, &w.dispatch, &w.policy, &w.clock).await;
                     w.metrics
                         .delivery_outcome(c.provider.as_deref().unwrap_or(""), c.status.as_str());
+                    w.metrics.attempt(
+                        &tenant,
+                        c.provider.as_deref(),
+                        c.status.as_str(),
+                        started.elapsed(),
+                        c.at - c.created_at,
+                    );
+                    w.metrics.rates().attempt(&tenant, key.as_deref(), &c);
                     let _ = tx.send(c);
                     drop(permit);
                 });

@@ -546,13 +546,10 @@ async fn apply_feedback(inb: &super::Inbound, rcpts: &[String], body: &[u8], now
         tenant_id: None,
         verp_message_id: token,
         guard: inb.guard.as_ref(),
+        metrics: Some(&inb.metrics),
     };
     match ingest(&inb.store, body, &origin, &inb.suppression, now).await {
         Ok(applied) => {
-            for a in &applied {
-                inb.metrics
-                    .feedback(&a.record.kind, a.record.message_id.is_some());
-            }
             format!("250 2.0.0 Ok: {} feedback readings recorded", applied.len())
         }
         Err(IngestError::Classify(e)) => {

@@ -235,17 +235,6 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces an account's stored TOTP secret value when it is still `old` (sealing a plain
-    /// one in place); false when it changed meanwhile.
-    pub async fn replace_totp_secret(&self, username: &str, old: &str, new: &str) -> Result<bool> {
-        let _w = self.write_lock().await;
-        let n = on_pool!(self, p, Db => {
-            sqlx::query("UPDATE admins SET totp_secret = $1 WHERE username = $2 AND totp_secret = $3")
-                .bind(new).bind(username).bind(old).execute(p).await?.rows_affected()
-        });
-        Ok(n == 1)
-    }
-
     /// Ends enrolment: the new password replaces the one-time one and the account is active.
     pub async fn activate_admin(&self, username: &str, password_hash: &str) -> Result<()> {
         let _w = self.write_lock().await;

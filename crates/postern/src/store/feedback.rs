@@ -28,6 +28,9 @@ pub struct FeedbackRecord {
 pub struct SentMessage {
     pub id: String,
     pub tenant_id: String,
+    pub key_id: Option<String>,
+    /// The provider of the latest attempt.
+    pub provider: Option<String>,
 }
 
 impl Store {
@@ -61,11 +64,11 @@ impl Store {
         tenant_id: Option<&str>,
     ) -> Result<Option<SentMessage>> {
         let sql = format!(
-            "SELECT id, tenant_id FROM messages WHERE {column} = $1 AND ($2 IS NULL OR tenant_id = $2) LIMIT 1"
+            "SELECT id, tenant_id, key_id, provider FROM messages WHERE {column} = $1 AND ($2 IS NULL OR tenant_id = $2) LIMIT 1"
         );
         on_pool!(self, p, Db => {
             let row = sqlx::query(&sql).bind(value).bind(tenant_id).fetch_optional(p).await?;
-            row.map(|r| Ok(SentMessage { id: r.try_get("id")?, tenant_id: r.try_get("tenant_id")? })).transpose()
+            row.map(|r| Ok(SentMessage { id: r.try_get("id")?, tenant_id: r.try_get("tenant_id")?, key_id: r.try_get("key_id")?, provider: r.try_get("provider")? })).transpose()
         })
     }
 

@@ -12,6 +12,7 @@ mod postgres;
 mod routes;
 mod secrets;
 mod sqlite;
+mod status;
 pub mod suppressions;
 
 pub use admins::{AdminRecord, AdminTokenRecord, SessionRecord};
@@ -20,6 +21,9 @@ pub use feedback::{FeedbackRecord, SentMessage};
 pub use pauses::{HeldFilter, HeldMessage};
 pub use routes::RouteMove;
 pub use secrets::SecretRow;
+pub use status::{
+    BroadcastDelivery, Contact, IncidentRecord, IncidentUpdateRecord, ProviderHealthRecord,
+};
 pub use suppressions::Suppression;
 
 use serde::{Deserialize, Serialize};
@@ -734,6 +738,10 @@ impl Store {
                 version: 10,
                 sql: include_str!("admins.sql").to_owned(),
             },
+            Migration {
+                version: 14,
+                sql: include_str!("status.sql").to_owned(),
+            },
         ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
@@ -742,10 +750,14 @@ impl Store {
             }
             sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
                 .execute(&mut *tx).await?;
-            let current: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM schema_migrations")
-                .fetch_one(&mut *tx).await?.try_get("v")?;
+            // Versions are handed out in blocks, so a lower one can arrive after a higher one
+            // was applied: every version not applied yet runs, in order.
+            let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+                .fetch_all(&mut *tx).await?.iter().map(|r| r.try_get("version")).collect::<std::result::Result<_, _>>()?;
             let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock) / 1000;
-            for m in migrations.iter().filter(|m| m.version > current) {
+            let mut migrations = migrations;
+            migrations.sort_by_key(|m| m.version);
+            for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
                 sqlx::raw_sql(&m.sql).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                     .bind(m.version).bind(now).execute(&mut *tx).await?;

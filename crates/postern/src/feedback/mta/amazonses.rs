@@ -14,8 +14,16 @@ pub(crate) fn read(email: &Email) -> Option<Vec<Delivery>> {
     if !email.text.contains("notificationType") {
         return None;
     }
-    let doc = notification(&email.text)?;
-    let kind = doc.get("notificationType")?.as_str()?;
+    read_notification(&notification(&email.text)?)
+}
+
+/// The recipients of one SES notification (`notificationType`, or `eventType` for event
+/// publishing through a configuration set): Bounce, Complaint or Delivery.
+pub(crate) fn read_notification(doc: &Value) -> Option<Vec<Delivery>> {
+    let kind = doc
+        .get("notificationType")
+        .or_else(|| doc.get("eventType"))?
+        .as_str()?;
     match kind {
         "Bounce" => Some(bounces(doc.get("bounce")?)),
         "Complaint" => Some(complaints(doc.get("complaint")?)),

@@ -3,7 +3,7 @@
 //! report) and returns None for anything else, so the order below only matters where two
 //! families could claim the same message.
 
-mod amazonses;
+pub(crate) mod amazonses;
 mod dragonfly;
 mod exchange;
 mod exim;

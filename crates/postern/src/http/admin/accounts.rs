@@ -104,7 +104,7 @@ async fn refused(
     let outcome = match &e {
         LoginError::Locked(_) => "locked",
         LoginError::AddressLimited(_) => "address_limited",
-        LoginError::Store(_) | LoginError::Sealed => return Err(e.into()),
+        LoginError::Store(_) | LoginError::Sealed(_) => return Err(e.into()),
         _ => "failure",
     };
     let e = ApiError::from(e);

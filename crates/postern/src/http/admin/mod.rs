@@ -5,6 +5,7 @@
 //! reads and acts on its own tenant only (403 `tenant_forbidden` otherwise).
 
 mod accounts;
+mod lists;
 mod ops;
 
 use std::net::{IpAddr, SocketAddr};
@@ -67,12 +68,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/held/purge", post(ops::purge))
         .route(
             "/admin/v1/suppressions",
-            get(ops::suppressions).post(ops::suppress),
+            get(lists::suppressions).post(lists::suppress),
         )
-        .route("/admin/v1/suppressions/remove", post(ops::unsuppress))
-        .route("/admin/v1/suppressions/import", post(ops::import))
-        .route("/admin/v1/suppressions/export", get(ops::export))
-        .route("/admin/v1/alerts", get(ops::alerts))
+        .route("/admin/v1/suppressions/remove", post(lists::unsuppress))
+        .route("/admin/v1/suppressions/import", post(lists::import))
+        .route("/admin/v1/suppressions/export", get(lists::export))
+        .route("/admin/v1/alerts", get(lists::alerts))
 }
 
 // ---- errors -----------------------------------------------------------------------------
@@ -105,8 +106,8 @@ impl From<LoginError> for ApiError {
             LoginError::Disabled => (StatusCode::FORBIDDEN, "account_disabled"),
             LoginError::Enrolled => (StatusCode::CONFLICT, "already_enrolled"),
             LoginError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            LoginError::Sealed(_) => (StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable"),
             LoginError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-            LoginError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable"),
         };
         Self::new(status, code, e.to_string())
     }
