@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// `POST /admin/v1/login`. An active account needs `totp` or `recovery_code`; an account on
 /// its one-time password gets a TOTP enrolment instead of a session.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub user: String,
@@ -19,6 +20,7 @@ pub struct LoginRequest {
 /// `POST /admin/v1/enrol`: the one-time password, a code from the enrolled TOTP secret, and
 /// the account's new password.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
     pub user: String,
@@ -29,6 +31,7 @@ pub struct EnrolRequest {
 
 /// `POST /admin/v1/tenants`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddTenantRequest {
     pub name: String,
@@ -40,6 +43,7 @@ fn default_scopes() -> Vec<String> {
 
 /// `POST /admin/v1/keys`: as `postern keys create`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub tenant: String,
@@ -66,6 +70,7 @@ pub struct CreateKeyRequest {
 
 /// `POST /admin/v1/keys/{id}/rotate`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
     /// How long the old key keeps working (default `24h`).
@@ -75,6 +80,7 @@ pub struct RotateKeyRequest {
 
 /// `PUT /admin/v1/routes/{tenant}`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetRouteRequest {
     pub providers: Vec<String>,
@@ -82,6 +88,7 @@ pub struct SetRouteRequest {
 
 /// `POST /admin/v1/routes/move`: moving back (`from` and `to` swapped) undoes a move.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MoveRouteRequest {
     pub from: String,
@@ -93,6 +100,7 @@ pub struct MoveRouteRequest {
 /// `POST /admin/v1/pause` and `/admin/v1/resume`. `scope` is `all`, `tenant` (target: its
 /// name), `key` (id), `provider` (name) or `channel` (`email`, `sms`, `social`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     pub scope: String,
@@ -105,6 +113,7 @@ pub struct PauseRequest {
 /// `POST /admin/v1/held/release` and `/admin/v1/held/purge` (a purge needs `reason`).
 /// Without `tenant` or `key`, `all: true` is required.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeldActionRequest {
     #[serde(default)]
@@ -119,6 +128,7 @@ pub struct HeldActionRequest {
 
 /// `POST /admin/v1/suppressions` (add) and `/admin/v1/suppressions/remove`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SuppressionsRequest {
     pub tenant: String,
@@ -129,6 +139,7 @@ pub struct SuppressionsRequest {
 
 /// `POST /admin/v1/admins` (owner only): the one-time password is in the answer, once.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddAdminRequest {
     pub name: String,
@@ -139,6 +150,7 @@ pub struct AddAdminRequest {
 
 /// `POST /admin/v1/tokens` (owner only): the token is in the answer, once.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Body of `POST /v1/messages`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     pub from: String,
@@ -36,6 +37,7 @@ pub struct SendMessageRequest {
 
 /// What happened to a message at acceptance.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AcceptStatus {
     Queued,
@@ -45,6 +47,7 @@ pub enum AcceptStatus {
 
 /// Answer of `POST /v1/messages` (202).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct SendMessageResponse {
     pub id: String,
     pub status: AcceptStatus,
@@ -52,6 +55,7 @@ pub struct SendMessageResponse {
 
 /// One entry of a message's history.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct MessageEvent {
     /// RFC 3339 timestamp.
     pub at: String,
@@ -67,6 +71,7 @@ pub struct MessageEvent {
 
 /// Per-recipient state of a message.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct RecipientStatus {
     pub address: String,
     /// pending, delivered, bounced, expired
@@ -75,6 +80,7 @@ pub struct RecipientStatus {
 
 /// Answer of `GET /v1/messages/{id}`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub id: String,
     /// queued, sending, deferred, delivered, bounced, expired, held, suppressed, purged
@@ -91,11 +97,13 @@ pub struct MessageView {
 
 /// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ErrorResponse {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -103,6 +111,7 @@ pub struct ErrorDetail {
 
 /// Answer of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
     pub status: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

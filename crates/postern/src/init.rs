@@ -43,6 +43,9 @@ dir = "./postern-data/outbox"
 [routes]
 default = ["local"]
 
+[secrets]                    # the key-encryption key: seals stored secrets and admin TOTP secrets
+kek_file = "./postern.kek"   # written by `postern init` (0600); keep it out of database backups
+
 # [admin]                    # admin logins (POST /admin/v1/login): password + TOTP
 # session_ttl = "12h"        # a session ends this long after login
 # session_idle = "30m"       # ... or when unused this long
@@ -51,6 +54,34 @@ default = ["local"]
 # ip_max_failures = 20       # failed logins from one address within `lockout`
 # secure_cookie = false      # true when admins reach Postern over HTTPS
 "#;
+
+const KEK_FILE: &str = "postern.kek";
+
+/// A new KEK (base64 of 32 random bytes), readable by the owner only. An existing one is
+/// kept: what it sealed would be lost with it.
+fn write_kek(path: &Path) -> anyhow::Result<()> {
+    use base64::Engine;
+    use rand::RngCore;
+    use std::io::Write;
+    if path.exists() {
+        return Ok(());
+    }
+    let mut key = secrecy::zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(key.as_mut());
+    let text = secrecy::zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(key.as_ref()) + "\n",
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
 
 /// What `init` created, printed once.
 #[derive(Debug, serde::Serialize)]
@@ -74,6 +105,7 @@ pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
         );
     }
     std::fs::write(&path, TEMPLATE).with_context(|| format!("writing {}", path.display()))?;
+    write_kek(&dir.join(KEK_FILE))?;
     let cfg = Config::load(&path)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let (cert, key) = cfg.tls_paths();

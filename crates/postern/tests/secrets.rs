@@ -241,6 +241,12 @@ fn a_copy_of_the_database_holds_no_secret() {
             // A provider that names the secret uses it: the relay only takes mail with it.
             let (sink, _certs) = relay_with_secret(&mut app, &relay_pass);
             delivered_through(&app, &sink, 1).await;
+            // An operator's TOTP secret is sealed as well (and still checks codes).
+            let totp = common::admin::add_and_enrol(&app, "ops", ADMIN_PASSWORD).await;
+            assert_eq!(
+                common::admin::login(&app, "ops", ADMIN_PASSWORD, &totp, 1).await,
+                200
+            );
             app.terminate();
 
             let copy = dump(&app);
@@ -249,7 +255,11 @@ fn a_copy_of_the_database_holds_no_secret() {
                 contains(&copy, "secret:relay-pass"),
                 "the dump is not searchable"
             );
-            for (n, v) in secrets.iter().chain([&("relay-pass".into(), relay_pass)]) {
+            let totp = ("admin TOTP".to_owned(), totp);
+            for (n, v) in secrets
+                .iter()
+                .chain([&("relay-pass".into(), relay_pass), &totp])
+            {
                 for f in forms(v) {
                     assert!(
                         !contains(&copy, &f),
@@ -348,9 +358,38 @@ fn rotate_kek_rewraps_every_data_key() {
     }
 }
 
+const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// The config `postern init` wrote, without its `[secrets]` KEK.
+fn drop_kek_from_config(app: &App) {
+    let text = std::fs::read_to_string(app.config()).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("kek_file"))
+        .collect();
+    assert!(kept.len() < text.lines().count(), "init wrote no kek_file");
+    std::fs::write(app.config(), kept.join("\n")).unwrap();
+}
+
+#[test]
+fn init_writes_a_kek_only_its_owner_reads() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = App::spawn(Backend::Sqlite, &[]);
+    let kek = app.dir.path().join("postern.kek");
+    let mode = std::fs::metadata(&kek).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(std::fs::read_to_string(&kek).unwrap().trim())
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    // The default config uses it: a secret can be set without configuring anything.
+    set_secret(&app, "x", "some value");
+}
+
 #[test]
 fn a_missing_kek_is_named() {
     let mut app = App::spawn(Backend::Sqlite, &[]);
+    drop_kek_from_config(&app);
     let (ok, _, err) = app.cli_stdin(&["secrets", "set", "x"], b"v");
     assert!(
         !ok && err.contains("no KEK configured") && err.contains("kek_file"),

@@ -8,6 +8,7 @@ mod feedback;
 mod feedback_ses;
 mod leaks;
 mod messages;
+pub mod openapi;
 mod ops;
 mod status;
 pub mod tls;
@@ -59,6 +60,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::document))
         .merge(admin::routes())
         .route("/status", get(status::html))
         .route("/status.json", get(status::json))

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod admin;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 pub fn workspace_root() -> PathBuf {
