@@ -41,7 +41,13 @@ fn every_route_is_documented_and_every_documented_path_is_routed() {
     let undocumented = postern::http::openapi::UNDOCUMENTED;
     let missing: Vec<_> = routed
         .iter()
-        .filter(|p| !documented.contains(*p) && !undocumented.contains(&p.as_str()))
+        .filter(|p| {
+            // An undocumented entry covers the paths below it too (the console's HTML pages).
+            !documented.contains(*p)
+                && !undocumented
+                    .iter()
+                    .any(|u| p.as_str() == *u || p.starts_with(&format!("{u}/")))
+        })
         .collect();
     assert!(
         missing.is_empty(),

@@ -9,7 +9,8 @@ use postern_api::*;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-/// The routes served but deliberately left out of the API document (HTML pages, not API).
+/// The routes served but deliberately left out of the API document (HTML pages, not API);
+/// each entry covers the paths below it too (`/console/...`).
 pub const UNDOCUMENTED: &[&str] = &["/console", "/openapi.json"];
 
 pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
