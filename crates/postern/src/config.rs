@@ -152,7 +152,7 @@ pub struct SesFeedbackConfig {
     /// `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`).
     #[serde(default)]
     pub allowed_cert_hosts: Vec<String>,
-    /// Topics accepted; empty: any topic.
+    /// Topics accepted (your SES feedback topics); empty: none, the endpoint refuses everything.
     #[serde(default)]
     pub topic_arns: Vec<String>,
     /// Messages older than this (by their `Timestamp`) are refused.

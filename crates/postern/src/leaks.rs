@@ -106,8 +106,8 @@ impl LeakVerifier {
     }
 }
 
-/// One token GitHub found.
-#[derive(Debug, Clone, Deserialize)]
+/// One token GitHub found. `Debug` leaves the token out.
+#[derive(Clone, Deserialize)]
 pub struct ReportedToken {
     pub token: String,
     #[serde(default, rename = "type")]
@@ -116,6 +116,16 @@ pub struct ReportedToken {
     pub url: Option<String>,
     #[serde(default)]
     pub source: Option<String>,
+}
+
+impl std::fmt::Debug for ReportedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportedToken")
+            .field("type", &self.kind)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// GitHub's documented answer per token.

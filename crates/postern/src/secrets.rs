@@ -62,8 +62,9 @@ impl std::fmt::Debug for SecretsConfig {
     }
 }
 
-/// Where a KEK comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a KEK comes from. A command is never printed (its text may carry a vault token):
+/// `Debug` and `Display` name it as `[secrets] kek_command`.
+#[derive(Clone, PartialEq, Eq)]
 pub enum KekSource {
     File(std::path::PathBuf),
     Env(String),
@@ -75,8 +76,14 @@ impl std::fmt::Display for KekSource {
         match self {
             KekSource::File(p) => write!(f, "the file {}", p.display()),
             KekSource::Env(v) => write!(f, "the environment variable {v}"),
-            KekSource::Command(c) => write!(f, "the output of `{c}`"),
+            KekSource::Command(_) => write!(f, "the output of the KEK command"),
         }
+    }
+}
+
+impl std::fmt::Debug for KekSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KekSource({self})")
     }
 }
 
@@ -118,12 +125,16 @@ impl KekSource {
                     .arg(c)
                     .stderr(std::process::Stdio::inherit())
                     .output()
-                    .with_context(|| format!("running the KEK command `{c}`"))?;
+                    .context("running the KEK command ([secrets] kek_command)")?;
                 if !out.status.success() {
-                    bail!("the KEK command `{c}` failed ({})", out.status);
+                    bail!(
+                        "the KEK command ([secrets] kek_command) failed ({})",
+                        out.status
+                    );
                 }
-                String::from_utf8(out.stdout)
-                    .map_err(|_| anyhow::anyhow!("the KEK command `{c}` printed non-text"))?
+                String::from_utf8(out.stdout).map_err(|_| {
+                    anyhow::anyhow!("the KEK command ([secrets] kek_command) printed non-text")
+                })?
             }
         });
         let bytes = Zeroizing::new(B64.decode(text.trim()).map_err(|_| {
@@ -506,7 +517,11 @@ mod tests {
             .unwrap();
         assert_eq!(k.id(), Kek::new([5; 32], String::new()).id());
         let e = KekSource::Command("exit 3".into()).load().unwrap_err();
-        assert!(e.to_string().contains("exit 3"), "{e}");
+        assert!(e.to_string().contains("failed"), "{e}");
+        assert!(
+            !format!("{e:#}").contains("exit 3"),
+            "the command is never printed: {e:#}"
+        );
         let e = Keyring::from_config(&SecretsConfig::default()).unwrap_err();
         assert!(e.to_string().contains("kek_file"), "{e}");
     }

@@ -169,6 +169,10 @@ async fn setup(backend: Backend) -> Setup {
                 r#"["127.0.0.1"]"#,
             ),
             ("POSTERN_FEEDBACK_SES_CA_FILE", ca_file.to_str().unwrap()),
+            (
+                "POSTERN_FEEDBACK_SES_TOPIC_ARNS",
+                r#"["arn:aws:sns:us-east-1:123456789012:ses-feedback"]"#,
+            ),
             ("POSTERN_GUARD_ENABLED", "false"),
         ],
     );

@@ -103,7 +103,9 @@ impl SnsVerifier {
         let msg: SnsMessage =
             serde_json::from_slice(body).map_err(|e| SnsError::Malformed(e.to_string()))?;
         let canonical = canonical_string(&msg)?;
-        if !self.cfg.topic_arns.is_empty() && !self.cfg.topic_arns.contains(&msg.topic_arn) {
+        // No topic listed: none accepted. Anyone can create a topic in their own AWS account,
+        // and AWS signs what it publishes, so a signature alone says nothing about who sent it.
+        if !self.cfg.topic_arns.contains(&msg.topic_arn) {
             return Err(SnsError::TopicNotAllowed(msg.topic_arn));
         }
         self.check_url(&msg.signing_cert_url, "SigningCertURL")?;

@@ -6,8 +6,9 @@ use sqlx::Row;
 
 use super::{Result, SqliteDb, Store, StoreError, is_unique_violation, on_pool};
 
-/// An admin account. Neither the password hash nor the TOTP secret is serialized.
-#[derive(Debug, Clone, serde::Serialize)]
+/// An admin account. Neither the password hash nor the TOTP secret is serialized, and `Debug`
+/// shows neither.
+#[derive(Clone, serde::Serialize)]
 pub struct AdminRecord {
     pub username: String,
     #[serde(skip)]
@@ -355,5 +356,17 @@ impl Store {
             sqlx::query("UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(id).execute(p).await?;
         });
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for AdminRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminRecord")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("tenant_id", &self.tenant_id)
+            .field("pending", &self.pending)
+            .field("disabled_at", &self.disabled_at)
+            .finish_non_exhaustive()
     }
 }
