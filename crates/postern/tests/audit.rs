@@ -269,7 +269,11 @@ fn the_guards_containment_is_recorded() {
     run_blocking(async {
         let app = App::spawn(
             Backend::Sqlite,
-            &[("POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE", "5")],
+            &[
+                ("POSTERN_GUARD_VOLUME_FLOOR_PER_MINUTE", "5"),
+                // Volume alone only alerts by default; weigh it as a hold here.
+                ("POSTERN_GUARD_POLICY_SCORES_VOLUME", "3"),
+            ],
         );
         for i in 0..10 {
             app.send(&app.key, simple_message(&format!("x{i}@example.org")))
