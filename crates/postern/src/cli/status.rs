@@ -360,7 +360,6 @@ pub async fn broadcast_cmd(
     let store = open_store(cfg).await?;
     let report = broadcast::broadcast(&store, cfg, &file, args.dry_run, now).await?;
     if !args.dry_run {
-        let count = |o: &str| report.notices.iter().filter(|n| n.outcome == o).count();
         audited(
             cfg,
             &store,
@@ -368,15 +367,7 @@ pub async fn broadcast_cmd(
             "broadcast",
             report.incident_id.as_deref().unwrap_or(""),
             None,
-            json!({
-                "broadcast_id": report.broadcast_id,
-                "title": file.title,
-                "channels": file.channels,
-                "suspect_provider": file.suspect_provider,
-                "sent": count("sent"),
-                "failed": count("failed"),
-                "skipped": count("skipped"),
-            }),
+            report.audit_detail(&file),
         )
         .await?;
     }

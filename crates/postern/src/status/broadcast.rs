@@ -15,7 +15,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::incident_file::{Audience, IncidentFile, render};
+use super::incident_file::{Audience, render};
 use super::queue_channel;
 use crate::config::{Config, ProviderConfig};
 use crate::guard::PauseScope;
@@ -25,7 +25,9 @@ use crate::providers::{
 };
 use crate::store::{BroadcastDelivery, Contact, Store, Tenant};
 
-pub use super::incident_file::{BROADCAST_CHANNELS, load as load_incident_file};
+pub use super::incident_file::{
+    BROADCAST_CHANNELS, Draft, IncidentFile, Invalid, Origin, load as load_incident_file,
+};
 
 /// One line of the report: what was (or, in a dry run, would be) sent to whom, how.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +53,21 @@ pub struct BroadcastReport {
 }
 
 impl BroadcastReport {
+    /// The detail of the audit entry a sent broadcast is recorded with (by the CLI and the
+    /// console alike).
+    pub fn audit_detail(&self, file: &IncidentFile) -> serde_json::Value {
+        let count = |o: &str| self.notices.iter().filter(|n| n.outcome == o).count();
+        serde_json::json!({
+            "broadcast_id": self.broadcast_id,
+            "title": file.title,
+            "channels": file.channels,
+            "suspect_provider": file.suspect_provider,
+            "sent": count("sent"),
+            "failed": count("failed"),
+            "skipped": count("skipped"),
+        })
+    }
+
     pub fn failed(&self) -> usize {
         self.notices
             .iter()
@@ -216,10 +233,14 @@ async fn affected(store: &Store, file: &IncidentFile) -> anyhow::Result<Vec<Tena
             for n in names {
                 match all.iter().find(|t| &t.name == n) {
                     Some(t) => out.push(t.clone()),
-                    None => anyhow::bail!(
-                        "{}: no tenant {n:?} (see `postern tenants list`)",
-                        file.at("tenants")
-                    ),
+                    None => {
+                        return Err(file
+                            .invalid(
+                                "tenants",
+                                format!("no tenant {n:?} (see `postern tenants list`)"),
+                            )
+                            .into());
+                    }
                 }
             }
             Ok(out)
@@ -236,22 +257,30 @@ async fn plan(store: &Store, cfg: &Config, file: &IncidentFile) -> anyhow::Resul
         && !cfg.providers.contains_key(s)
     {
         let known: Vec<&str> = cfg.providers.keys().map(String::as_str).collect();
-        anyhow::bail!(
-            "{}: no provider {s:?} in the config (configured: {})",
-            file.at("suspect_provider"),
-            known.join(", ")
-        );
+        return Err(file
+            .invalid(
+                "suspect_provider",
+                format!(
+                    "no provider {s:?} in the config (configured: {})",
+                    known.join(", ")
+                ),
+            )
+            .into());
     }
     if let Some(from) = &file.from {
         crate::domain::EmailAddress::parse(from)
-            .map_err(|e| anyhow::anyhow!("{}: {from:?}: {e}", file.at("from")))?;
+            .map_err(|e| file.invalid("from", format!("{from:?}: {e}")))?;
     }
     if let Some(id) = &file.incident {
         match store.incident(id).await {
-            Err(crate::store::StoreError::NotFound) => anyhow::bail!(
-                "{}: no incident {id:?} (see `postern incident list`)",
-                file.at("incident")
-            ),
+            Err(crate::store::StoreError::NotFound) => {
+                return Err(file
+                    .invalid(
+                        "incident",
+                        format!("no incident {id:?} (see `postern incident list`)"),
+                    )
+                    .into());
+            }
             r => r?,
         };
     }

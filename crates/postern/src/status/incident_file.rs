@@ -1,5 +1,6 @@
-//! The incident file `postern broadcast --incident FILE.toml` reads. Every error names the
-//! file, the line and the key.
+//! The incident a broadcast sends: the file `postern broadcast --incident FILE.toml` reads,
+//! or the console's broadcast form. Both give a [`Draft`] to [`IncidentFile::check`], so the
+//! rules are the same; every error names the file, the line and the key (or the form's field).
 //!
 //! ```toml
 //! title = "Email delivery delayed"
@@ -56,12 +57,55 @@ pub enum Audience {
     Named(Vec<String>),
 }
 
-/// A checked incident file. Tenant names, providers and the sender are checked against the
-/// config and store when the broadcast is planned; `lines` keeps where each key was, for
+/// Where an incident came from, for naming the place of an error.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A TOML file, with the `(key, line)` of each key present.
+    File {
+        path: String,
+        lines: Vec<(&'static str, usize)>,
+    },
+    /// The console's broadcast form: errors name the field.
+    Form,
+}
+
+/// An incident's fields as given, before any check: what a file or the console's form
+/// holds. [`IncidentFile::check`] is the one way from here to an [`IncidentFile`].
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub title: String,
+    pub body: String,
+    pub state: Option<String>,
+    pub subject: Option<String>,
+    pub status_body: Option<String>,
+    pub from: Option<String>,
+    /// `None`: every tenant.
+    pub tenants: Option<Vec<String>>,
+    /// `None`: every channel.
+    pub channels: Option<Vec<String>>,
+    pub suspect_provider: Option<String>,
+    pub status_url: Option<String>,
+    pub incident: Option<String>,
+}
+
+/// A bad value in an incident: the key (the form's field name), where it was and why.
+/// Callers tell bad input from a failing store by this type.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: {why}")]
+pub struct Invalid {
+    pub key: &'static str,
+    pub at: String,
+    pub why: String,
+}
+
+const TENANTS_SHAPE: &str = "must be \"all\" or a non-empty list of tenant names";
+
+/// A checked incident. Tenant names, providers and the sender are checked against the
+/// config and store when the broadcast is planned; `origin` keeps where each key was, for
 /// those errors.
 #[derive(Debug, Clone)]
 pub struct IncidentFile {
-    pub path: String,
+    pub origin: Origin,
     pub title: String,
     pub state: IncidentState,
     pub subject: String,
@@ -73,17 +117,136 @@ pub struct IncidentFile {
     pub suspect_provider: Option<String>,
     pub status_url: Option<String>,
     pub incident: Option<String>,
-    /// `(key, line)` of each key present.
-    pub lines: Vec<(&'static str, usize)>,
+}
+
+impl Origin {
+    /// "FILE line N, key `K`" or "field `K`".
+    fn at(&self, key: &str) -> String {
+        match self {
+            Self::File { path, lines } => match lines.iter().find(|(k, _)| *k == key) {
+                Some((_, line)) => format!("{path} line {line}, key `{key}`"),
+                None => format!("{path}, key `{key}`"),
+            },
+            Self::Form => format!("field `{key}`"),
+        }
+    }
+
+    pub fn invalid(&self, key: &'static str, why: impl Into<String>) -> Invalid {
+        Invalid {
+            key,
+            at: self.at(key),
+            why: why.into(),
+        }
+    }
 }
 
 impl IncidentFile {
-    /// "FILE line N, key `K`: ", for errors found after parsing.
+    /// "FILE line N, key `K`" (or "field `K`" for the form), for errors found after checking.
     pub fn at(&self, key: &str) -> String {
-        match self.lines.iter().find(|(k, _)| *k == key) {
-            Some((_, line)) => format!("{} line {line}, key `{key}`", self.path),
-            None => format!("{}, key `{key}`", self.path),
+        self.origin.at(key)
+    }
+
+    /// A bad value found after checking (when the broadcast is planned).
+    pub fn invalid(&self, key: &'static str, why: impl Into<String>) -> Invalid {
+        self.origin.invalid(key, why)
+    }
+
+    /// The checks every incident passes, from a file or from the console's form.
+    pub fn check(d: Draft, origin: Origin) -> Result<Self, Invalid> {
+        let text = |key: &'static str, v: &str, template: bool| -> Result<String, Invalid> {
+            let s = v.trim();
+            if s.is_empty() {
+                return Err(origin.invalid(key, "must not be empty"));
+            }
+            if template {
+                check_template(s).map_err(|why| origin.invalid(key, why))?;
+            }
+            Ok(s.to_owned())
+        };
+        let opt = |key: &'static str, v: &Option<String>, template: bool| {
+            v.as_deref().map(|v| text(key, v, template)).transpose()
+        };
+        let title = text("title", &d.title, false)?;
+        let body = text("body", &d.body, true)?;
+        let subject = opt("subject", &d.subject, true)?.unwrap_or_else(|| title.clone());
+        let status_body = opt("status_body", &d.status_body, true)?;
+        let from = opt("from", &d.from, false)?;
+        let state = match opt("state", &d.state, false)? {
+            Some(v) => {
+                IncidentState::parse(&v).map_err(|e| origin.invalid("state", e.to_string()))?
+            }
+            None => IncidentState::Investigating,
+        };
+        let suspect_provider = opt("suspect_provider", &d.suspect_provider, false)?;
+        let status_url = opt("status_url", &d.status_url, false)?;
+        if let Some(v) = &status_url
+            && !(v.starts_with("https://") || v.starts_with("http://"))
+        {
+            return Err(origin.invalid("status_url", "must start with https:// or http://"));
         }
+        let incident = opt("incident", &d.incident, false)?;
+        let tenants = match &d.tenants {
+            None => Audience::All,
+            Some(list) if list.is_empty() => return Err(origin.invalid("tenants", TENANTS_SHAPE)),
+            Some(list) => {
+                let mut names: Vec<String> = Vec::new();
+                for n in list {
+                    let n = n.trim();
+                    if n.is_empty() {
+                        return Err(
+                            origin.invalid("tenants", format!("{n:?} is not a tenant name"))
+                        );
+                    }
+                    if !names.iter().any(|m| m == n) {
+                        names.push(n.to_owned());
+                    }
+                }
+                Audience::Named(names)
+            }
+        };
+        let channels = match &d.channels {
+            None => BROADCAST_CHANNELS.map(String::from).to_vec(),
+            Some(c) if c.is_empty() => return Err(origin.invalid("channels", "must not be empty")),
+            Some(c) => {
+                let mut out: Vec<String> = Vec::new();
+                for ch in c {
+                    let ch = ch.trim();
+                    if !BROADCAST_CHANNELS.contains(&ch) {
+                        return Err(origin.invalid(
+                            "channels",
+                            format!(
+                                "unknown channel {ch:?}; channels: {}",
+                                BROADCAST_CHANNELS.join(", ")
+                            ),
+                        ));
+                    }
+                    if !out.iter().any(|o| o == ch) {
+                        out.push(ch.to_owned());
+                    }
+                }
+                out
+            }
+        };
+        if channels.iter().any(|c| c == "email" || c == "webhook") && from.is_none() {
+            return Err(origin.invalid(
+                "from",
+                "a sender address is needed when email or webhook is one of the channels",
+            ));
+        }
+        Ok(Self {
+            origin,
+            title,
+            state,
+            subject,
+            body,
+            status_body,
+            from,
+            tenants,
+            channels,
+            suspect_provider,
+            status_url,
+            incident,
+        })
     }
 }
 
@@ -153,149 +316,55 @@ pub fn parse(name: &str, src: &str) -> anyhow::Result<IncidentFile> {
         }
     })?;
     let mut lines: Vec<(&'static str, usize)> = Vec::new();
-    let bad = |key: &str, span: std::ops::Range<usize>, why: String| {
-        anyhow::anyhow!(
-            "{name} line {}, key `{key}`: {why}",
-            line_of(src, span.start)
-        )
+    let mut take = |key: &'static str, v: &Spanned<String>| {
+        lines.push((key, line_of(src, v.span().start)));
+        v.get_ref().clone()
     };
-    let mut text =
-        |key: &'static str, v: &Spanned<String>, template: bool| -> anyhow::Result<String> {
-            lines.push((key, line_of(src, v.span().start)));
-            let s = v.get_ref().trim();
-            if s.is_empty() {
-                return Err(bad(key, v.span(), "must not be empty".into()));
-            }
-            if template {
-                check_template(s).map_err(|why| bad(key, v.span(), why))?;
-            }
-            Ok(s.to_owned())
-        };
-    let title = text("title", &raw.title, false)?;
-    let body = text("body", &raw.body, true)?;
-    let subject = match &raw.subject {
-        Some(s) => text("subject", s, true)?,
-        None => title.clone(),
+    let mut opt = |key: &'static str, v: &Option<Spanned<String>>| v.as_ref().map(|v| take(key, v));
+    let mut draft = Draft {
+        title: String::new(),
+        body: String::new(),
+        state: opt("state", &raw.state),
+        subject: opt("subject", &raw.subject),
+        status_body: opt("status_body", &raw.status_body),
+        from: opt("from", &raw.from),
+        tenants: None,
+        channels: None,
+        suspect_provider: opt("suspect_provider", &raw.suspect_provider),
+        status_url: opt("status_url", &raw.status_url),
+        incident: opt("incident", &raw.incident),
     };
-    let status_body = raw
-        .status_body
-        .as_ref()
-        .map(|s| text("status_body", s, true))
-        .transpose()?;
-    let from = raw
-        .from
-        .as_ref()
-        .map(|s| text("from", s, false))
-        .transpose()?;
-    let state = match &raw.state {
-        Some(s) => {
-            let v = text("state", s, false)?;
-            IncidentState::parse(&v).map_err(|e| bad("state", s.span(), e.to_string()))?
-        }
-        None => IncidentState::Investigating,
-    };
-    let suspect_provider = raw
-        .suspect_provider
-        .as_ref()
-        .map(|s| text("suspect_provider", s, false))
-        .transpose()?;
-    let status_url = match &raw.status_url {
-        Some(s) => {
-            let v = text("status_url", s, false)?;
-            if !(v.starts_with("https://") || v.starts_with("http://")) {
-                return Err(bad(
-                    "status_url",
-                    s.span(),
-                    "must start with https:// or http://".into(),
-                ));
-            }
-            Some(v)
-        }
-        None => None,
-    };
-    let incident = raw
-        .incident
-        .as_ref()
-        .map(|s| text("incident", s, false))
-        .transpose()?;
+    draft.title = take("title", &raw.title);
+    draft.body = take("body", &raw.body);
     lines.push(("tenants", line_of(src, raw.tenants.span().start)));
-    let tenants = match raw.tenants.get_ref() {
-        toml::Value::String(s) if s.trim() == "all" => Audience::All,
+    if let Some(c) = &raw.channels {
+        lines.push(("channels", line_of(src, c.span().start)));
+        draft.channels = Some(c.get_ref().clone());
+    }
+    let origin = Origin::File {
+        path: name.to_owned(),
+        lines,
+    };
+    // The shape of `tenants` is the file's own matter; the names are checked with the rest.
+    draft.tenants = match raw.tenants.get_ref() {
+        toml::Value::String(s) if s.trim() == "all" => None,
         toml::Value::Array(a) if !a.is_empty() => {
             let mut names = Vec::new();
             for v in a {
-                match v.as_str().map(str::trim) {
-                    Some(n) if !n.is_empty() => {
-                        if !names.iter().any(|m: &String| m == n) {
-                            names.push(n.to_owned());
-                        }
-                    }
+                match v.as_str() {
+                    Some(n) if !n.trim().is_empty() => names.push(n.to_owned()),
                     _ => {
-                        return Err(bad(
-                            "tenants",
-                            raw.tenants.span(),
-                            format!("{v} is not a tenant name"),
-                        ));
+                        return Err(origin
+                            .invalid("tenants", format!("{v} is not a tenant name"))
+                            .into());
                     }
                 }
             }
-            Audience::Named(names)
+            Some(names)
         }
-        _ => {
-            return Err(bad(
-                "tenants",
-                raw.tenants.span(),
-                "must be \"all\" or a non-empty list of tenant names".into(),
-            ));
-        }
+        _ => return Err(origin.invalid("tenants", TENANTS_SHAPE).into()),
     };
-    let channels = match &raw.channels {
-        Some(c) => {
-            lines.push(("channels", line_of(src, c.span().start)));
-            if c.get_ref().is_empty() {
-                return Err(bad("channels", c.span(), "must not be empty".into()));
-            }
-            let mut out: Vec<String> = Vec::new();
-            for ch in c.get_ref() {
-                let ch = ch.trim();
-                if !BROADCAST_CHANNELS.contains(&ch) {
-                    return Err(bad(
-                        "channels",
-                        c.span(),
-                        format!(
-                            "unknown channel {ch:?}; channels: {}",
-                            BROADCAST_CHANNELS.join(", ")
-                        ),
-                    ));
-                }
-                if !out.iter().any(|o| o == ch) {
-                    out.push(ch.to_owned());
-                }
-            }
-            out
-        }
-        None => BROADCAST_CHANNELS.map(String::from).to_vec(),
-    };
-    if channels.iter().any(|c| c == "email" || c == "webhook") && from.is_none() {
-        return Err(anyhow::anyhow!(
-            "{name}, key `from`: a sender address is needed when email or webhook is one of the channels"
-        ));
-    }
-    Ok(IncidentFile {
-        path: name.to_owned(),
-        title,
-        state,
-        subject,
-        body,
-        status_body,
-        from,
-        tenants,
-        channels,
-        suspect_provider,
-        status_url,
-        incident,
-        lines,
-    })
+    Ok(IncidentFile::check(draft, origin)?)
 }
 
 #[cfg(test)]
@@ -316,6 +385,60 @@ mod tests {
             "Hi Acme, see http://s/"
         );
         assert_eq!(f.at("tenants"), "x.toml line 4, key `tenants`");
+    }
+
+    #[test]
+    fn the_form_is_checked_by_the_same_rules_and_errors_name_the_field() {
+        let form = Draft {
+            title: "Delays".into(),
+            body: "Hi {{tenant}}".into(),
+            from: Some("ops@example.com".into()),
+            tenants: Some(vec!["acme".into(), "acme".into()]),
+            channels: Some(vec!["email".into()]),
+            ..Draft::default()
+        };
+        let f = IncidentFile::check(form.clone(), Origin::Form).expect("checks");
+        assert_eq!(f.tenants, Audience::Named(vec!["acme".into()]));
+        assert_eq!(f.at("tenants"), "field `tenants`");
+        let cases = [
+            (
+                Draft {
+                    channels: Some(vec!["fax".into()]),
+                    ..form.clone()
+                },
+                "channels",
+                "field `channels`: unknown channel \"fax\"",
+            ),
+            (
+                Draft {
+                    tenants: Some(Vec::new()),
+                    ..form.clone()
+                },
+                "tenants",
+                "field `tenants`: must be",
+            ),
+            (
+                Draft {
+                    from: None,
+                    ..form.clone()
+                },
+                "from",
+                "field `from`: a sender address is needed",
+            ),
+            (
+                Draft {
+                    state: Some("fixed".into()),
+                    ..form.clone()
+                },
+                "state",
+                "field `state`: unknown incident state",
+            ),
+        ];
+        for (d, key, want) in cases {
+            let e = IncidentFile::check(d, Origin::Form).expect_err(want);
+            assert_eq!(e.key, key);
+            assert!(e.to_string().starts_with(want), "{e}");
+        }
     }
 
     #[test]

@@ -124,6 +124,7 @@ const NAV: &[(&str, &str)] = &[
     ("guard", "Guard"),
     ("held", "Held"),
     ("keys", "Keys"),
+    ("broadcast", "Broadcast"),
     ("audit", "Audit log"),
     ("kill", "Kill switch"),
 ];

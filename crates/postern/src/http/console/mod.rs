@@ -5,6 +5,7 @@
 //! same checks as the admin API.
 
 mod actions;
+mod broadcast;
 mod held;
 mod html;
 mod login;
@@ -55,6 +56,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/console/keys/{id}/rotate", post(actions::rotate_key))
         .route("/console/keys/{id}/revoke", post(actions::revoke_key))
         .route("/console/kill", get(actions::kill).post(actions::kill_act))
+        .route(
+            "/console/broadcast",
+            get(broadcast::page_get).post(broadcast::submit),
+        )
 }
 
 /// The CSRF token of a session: derived from the session cookie, so it needs no storage and
@@ -112,6 +117,16 @@ impl Fields {
 
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// Every non-empty value of a repeated field (a group of checkboxes).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 }
 
@@ -208,13 +223,20 @@ async fn record(
     target: &str,
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    admin
-        .audit(
-            st,
-            action,
-            target,
-            reason,
-            serde_json::json!({"via": "console"}),
-        )
-        .await
+    record_with(st, admin, action, target, reason, serde_json::json!({})).await
+}
+
+/// [`record`] with the detail the same act records from the CLI (an object), plus `via`.
+async fn record_with(
+    st: &AppState,
+    admin: &Admin,
+    action: &str,
+    target: &str,
+    reason: Option<&str>,
+    mut detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("via".into(), "console".into());
+    }
+    admin.audit(st, action, target, reason, detail).await
 }
