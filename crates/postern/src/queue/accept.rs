@@ -86,13 +86,15 @@ pub fn held_because(p: &Pause) -> String {
     format!("held: {what} paused by {}: {}", p.actor, p.reason)
 }
 
-/// Flushes of SQLite's write-ahead log that may run at once. Concurrent flushes of one file
+/// Batches committing or flushing but not yet answered. Concurrent flushes of SQLite's log
 /// cost little more than one (the later ones find most pages already clean), and letting a
-/// commit's flush start at once instead of behind the previous one halves an accept's wait.
-const CONCURRENT_SYNCS: usize = 8;
+/// commit's flush start at once instead of behind the previous one halves an accept's wait;
+/// the bound makes a stalled disk stop the intake (callers wait on the channel) instead of
+/// piling batches up in memory.
+const IN_FLIGHT_BATCHES: usize = 8;
 
 /// Group commits in flight at once: SQLite has one writer (its flush runs after, see
-/// [`CONCURRENT_SYNCS`]); PostgreSQL commits concurrent transactions with one WAL flush of
+/// [`IN_FLIGHT_BATCHES`]); PostgreSQL commits concurrent transactions with one WAL flush of
 /// its own, so a few batches in flight keep it busy while each waits for its flush.
 fn concurrent_commits(store: &Store) -> usize {
     match store {
@@ -109,18 +111,23 @@ async fn writer(
     metrics: Metrics,
 ) {
     let commits = Arc::new(tokio::sync::Semaphore::new(concurrent_commits(&store)));
-    let syncs = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_SYNCS));
+    let unanswered = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BATCHES));
     let mut in_flight = tokio::task::JoinSet::new();
     let mut jobs = Vec::with_capacity(max_batch);
     // A batch is whatever arrived while the commits before it held every permit.
-    while let Ok(permit) = commits.clone().acquire_owned().await {
+    loop {
+        let (Ok(slot), Ok(permit)) = (
+            unanswered.clone().acquire_owned().await,
+            commits.clone().acquire_owned().await,
+        ) else {
+            break;
+        };
         if rx.recv_many(&mut jobs, max_batch).await == 0 {
             break;
         }
         let (msgs, replies): (Vec<NewMessage>, Vec<_>) =
             jobs.drain(..).map(|j| (j.msg, j.reply)).unzip();
-        let (store, syncs, wake, metrics) =
-            (store.clone(), syncs.clone(), wake.clone(), metrics.clone());
+        let (store, wake, metrics) = (store.clone(), wake.clone(), metrics.clone());
         in_flight.spawn(async move {
             let started = std::time::Instant::now();
             let result = store.insert_messages_deferred(&msgs).await;
@@ -137,11 +144,7 @@ async fn writer(
                     return;
                 }
             };
-            let flushed = match syncs.acquire_owned().await {
-                Ok(_permit) => pending.wait().await,
-                Err(_) => Err(std::io::Error::other("sync limiter closed")),
-            };
-            if let Err(e) = flushed {
+            if let Err(e) = pending.wait().await {
                 // The commit is visible but may not be on the disk, and nobody can say which
                 // part of it survives. As PostgreSQL does on a failed fsync, stop: after a
                 // restart the database is whatever the disk holds, and the clients, never
@@ -151,12 +154,23 @@ async fn writer(
             }
             metrics.observe_commit(msgs.len(), started.elapsed());
             answer(&metrics, &msgs, replies, answers);
+            drop(slot);
             wake.notify_one();
         });
-        while in_flight.try_join_next().is_some() {}
+        while let Some(done) = in_flight.try_join_next() {
+            log_panic(done);
+        }
     }
     // Every caller is answered before the writer ends (shutdown waits for it).
-    while in_flight.join_next().await.is_some() {}
+    while let Some(done) = in_flight.join_next().await {
+        log_panic(done);
+    }
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "a group commit task failed; its callers were told the server is shutting down");
+    }
 }
 
 fn answer(

@@ -69,7 +69,7 @@ pub struct SqliteDb {
     pool: SqlitePool,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// For a database file: the accepts' own connection and the write-ahead log it appends to.
-    accept: Option<(SqlitePool, std::path::PathBuf)>,
+    accept: Option<(SqlitePool, std::sync::Arc<sqlite::Wal>)>,
 }
 
 /// What is left to do before a commit from [`Store::insert_messages_deferred`] is durable.
@@ -78,8 +78,8 @@ pub struct SqliteDb {
 pub enum Pending {
     /// The commit already reached the disk (PostgreSQL, an in-memory SQLite database).
     Durable,
-    /// The commit is in SQLite's write-ahead log at this path, not yet flushed.
-    WalSync(std::path::PathBuf),
+    /// The commit is in SQLite's write-ahead log, not yet flushed.
+    WalSync(std::sync::Arc<sqlite::Wal>),
 }
 
 impl Pending {
@@ -88,20 +88,12 @@ impl Pending {
     /// the write lock held, so that no other commit can start during the ~2 ms it takes; done
     /// here, after the lock is released, the next group commit runs while this one flushes.
     pub async fn wait(self) -> std::io::Result<()> {
-        let Pending::WalSync(path) = self else {
+        let Pending::WalSync(wal) = self else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || {
-            match std::fs::OpenOptions::new().write(true).open(&path) {
-                Ok(f) => f.sync_data(),
-                // SQLite removes the log only when its last connection closes, after checkpointing
-                // it into the database file and syncing that: the commit is in the database.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-        .map_err(std::io::Error::other)?
+        tokio::task::spawn_blocking(move || wal.flush())
+            .await
+            .map_err(std::io::Error::other)?
     }
 }
 
@@ -440,6 +432,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Store::Sqlite(SqliteDb {
+            accept: Some((pool, _)),
+            ..
+        }) = self
+        {
+            pool.close().await;
+        }
         on_pool!(self, p, Db => p.close().await)
     }
 
@@ -633,7 +632,10 @@ impl Store {
             let mut keyed: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].idempotency.is_some()).collect();
             // Claimed in one order, so two batches committing at once (PostgreSQL) that share
             // keys wait for each other instead of deadlocking.
-            keyed.sort_by(|&a, &b| (&batch[a].tenant_id, &batch[a].idempotency).cmp(&(&batch[b].tenant_id, &batch[b].idempotency)));
+            keyed.sort_by(|&a, &b| {
+                let key = |i: usize| (&batch[i].tenant_id, batch[i].idempotency.as_ref().map(|k| &k.0));
+                key(a).cmp(&key(b))
+            });
             for &i in &keyed {
                 let m = &batch[i];
                 let Some((key, hash)) = &m.idempotency else { continue };

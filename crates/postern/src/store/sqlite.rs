@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -25,21 +26,82 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
         .await?)
 }
 
-/// The accepts' connection to a database file, and the path of its write-ahead log. It
-/// commits with `synchronous = NORMAL` (in WAL mode: no flush at commit, the log is still
-/// synced around checkpoints and when it is reused) and the acceptor flushes the log itself
-/// ([`super::Pending::wait`]) before it answers, which is FULL's durability with the flush
-/// outside the write lock. `None` for an in-memory database.
-pub(super) async fn connect_accept(url: &str) -> Result<Option<(SqlitePool, PathBuf)>> {
-    let Some(path) = file_path(url) else {
+/// The accepts' connection to a database file, and its write-ahead log. It commits with
+/// `synchronous = NORMAL` (in WAL mode: no flush at commit; the log is still synced around
+/// checkpoints and when it is reused) and the acceptor flushes the log itself
+/// ([`super::Pending::wait`]) before it answers: FULL's durability, with the flush outside the
+/// write lock. `None` for an in-memory database.
+pub(super) async fn connect_accept(url: &str) -> Result<Option<(SqlitePool, Arc<Wal>)>> {
+    if file_path(url).is_none() {
         return Ok(None);
-    };
+    }
     let opts = options(url)?.synchronous(SqliteSynchronous::Normal);
+    // Never closed while the store is open: SQLite removes the log when its last connection
+    // closes, and the descriptor below must keep naming the live one.
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .connect_with(opts)
         .await?;
-    Ok(Some((pool, PathBuf::from(format!("{path}-wal")))))
+    // The path SQLite itself resolved (percent-decoding, symlinks, the working directory).
+    let db: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&pool)
+            .await?;
+    // A read transaction in WAL mode opens (creates) the log.
+    sqlx::query("SELECT count(*) FROM sqlite_master")
+        .execute(&pool)
+        .await?;
+    let wal = Wal::open(PathBuf::from(format!("{db}-wal"))).map_err(sqlx::Error::Io)?;
+    Ok(Some((pool, Arc::new(wal))))
+}
+
+/// A descriptor on the write-ahead log, opened once: Linux reports a write-back error to the
+/// descriptors open when it happened, so one opened just to flush could miss an error that
+/// SQLite's own descriptor already consumed. Reopened only if the log is a new file (its
+/// inode changed).
+pub struct Wal {
+    path: PathBuf,
+    file: Mutex<Arc<std::fs::File>>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("path", &self.path).finish()
+    }
+}
+
+impl Wal {
+    fn open(path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        Ok(Self {
+            path,
+            file: Mutex::new(Arc::new(file)),
+        })
+    }
+
+    /// Flushes the log to the disk (blocking).
+    pub fn flush(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.ino() == file.metadata()?.ino() => file.sync_data(),
+            Ok(_) => {
+                let fresh = Arc::new(std::fs::OpenOptions::new().write(true).open(&self.path)?);
+                tracing::warn!(path = %self.path.display(), "the write-ahead log is a new file; flushing through a new descriptor");
+                *self.file.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                // The old one may hold the frames of a commit made before the switch.
+                file.sync_data()?;
+                fresh.sync_data()
+            }
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("the write-ahead log {} is gone: {e}", self.path.display()),
+            )),
+        }
+    }
 }
 
 fn file_path(url: &str) -> Option<&str> {
