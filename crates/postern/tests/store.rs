@@ -379,3 +379,45 @@ async fn guard_ledger_recipient_memory_and_held_summary() {
         assert_eq!(s.held_summary(&f, 1_005).await.unwrap().count, 1);
     }
 }
+
+/// Accepts on SQLite commit first and flush the write-ahead log after; the flush goes to the
+/// log SQLite really writes (here behind a symlinked directory), and a log that is not there
+/// is an error, never taken as flushed.
+#[tokio::test]
+async fn deferred_accepts_flush_the_log_sqlite_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let s = Store::connect(&format!("sqlite://{}", link.join("t.db").display()))
+        .await
+        .unwrap();
+    let t = s.create_tenant("acme", 1).await.unwrap();
+    let m = msg(&t.id, 1, None);
+    let (answers, pending) = s.insert_messages_deferred(&[m.clone()]).await.unwrap();
+    assert!(matches!(pending, postern::store::Pending::WalSync(_)));
+    assert!(matches!(&answers[0], Inserted::New { id, .. } if *id == m.id));
+    pending.wait().await.unwrap();
+    assert_eq!(s.message(&t.id, &m.id).await.unwrap().status, "queued");
+    assert!(real.join("t.db-wal").exists());
+
+    // The log gone from under the store: the flush must fail, not report success.
+    std::fs::rename(real.join("t.db-wal"), real.join("moved")).unwrap();
+    let (_, pending) = s
+        .insert_messages_deferred(&[msg(&t.id, 2, None)])
+        .await
+        .unwrap();
+    let err = pending.wait().await.unwrap_err();
+    assert!(err.to_string().contains("write-ahead log"), "{err}");
+
+    // PostgreSQL's commit is its flush.
+    let pg = common::PgDb::create();
+    let p = Store::connect(&pg.url).await.unwrap();
+    let t = p.create_tenant("acme", 1).await.unwrap();
+    let (_, pending) = p
+        .insert_messages_deferred(&[msg(&t.id, 3, None)])
+        .await
+        .unwrap();
+    assert!(matches!(pending, postern::store::Pending::Durable));
+}
