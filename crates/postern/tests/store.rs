@@ -395,7 +395,10 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
         .unwrap();
     let t = s.create_tenant("acme", 1).await.unwrap();
     let m = msg(&t.id, 1, None);
-    let (answers, pending) = s.insert_messages_deferred(&[m.clone()]).await.unwrap();
+    let (answers, pending) = s
+        .insert_messages_deferred(std::slice::from_ref(&m))
+        .await
+        .unwrap();
     assert!(matches!(pending, postern::store::Pending::WalSync(_)));
     assert!(matches!(&answers[0], Inserted::New { id, .. } if *id == m.id));
     pending.wait().await.unwrap();
