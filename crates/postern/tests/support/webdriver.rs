@@ -84,6 +84,19 @@ impl Browser {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(v) => v,
+            Err((err, message)) => panic!("webdriver {method} {path}: {err}: {message}"),
+        }
+    }
+
+    /// The call's value, or the WebDriver error code and message.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, Value)> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut r = self.http.request(method.parse().expect("method"), &url);
         if let Some(b) = body {
@@ -96,13 +109,10 @@ impl Browser {
             .json()
             .await
             .expect("webdriver json");
-        if let Some(err) = v["value"]["error"].as_str() {
-            panic!(
-                "webdriver {method} {path}: {err}: {}",
-                v["value"]["message"]
-            );
+        match v["value"]["error"].as_str() {
+            Some(err) => Err((err.to_owned(), v["value"]["message"].clone())),
+            None => Ok(v["value"].clone()),
         }
-        v["value"].clone()
     }
 
     pub async fn goto(&self, url: &str) {
@@ -187,7 +197,17 @@ impl Browser {
     pub async fn wait_text(&self, css: &str, want: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let t = self.text(css).await;
+            // The page may be replaced between finding the element and reading it (a form
+            // post navigating): a stale element is read again from the new page.
+            let el = self.find(css).await;
+            let t = match self
+                .try_call("GET", &format!("/element/{el}/text"), None)
+                .await
+            {
+                Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+                Err((err, _)) if err == "stale element reference" => String::new(),
+                Err((err, message)) => panic!("webdriver text of {css:?}: {err}: {message}"),
+            };
             if t.contains(want) {
                 return t;
             }
