@@ -113,6 +113,20 @@ log "open loop at ${H_OFFERED[sqlite-off]} req/s on the bare handler (the method
 openloop_at bare "$BARE_PORT" "${H_OFFERED[sqlite-off]}"
 kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
 
+# The disk's own floor for a durable answer: one 8 KiB append + fdatasync at a time, in the
+# scratch dir (the same filesystem the databases used), the way one commit's flush is.
+FSYNC=$(python3 - "$WORK/fsync.probe" <<'PY2'
+import os, sys, time
+f = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+lat = []
+for _ in range(400):
+    t = time.perf_counter(); os.write(f, b"x" * 8192); os.fdatasync(f); lat.append(time.perf_counter() - t)
+lat.sort()
+print(f"p50_ms={lat[len(lat)//2]*1000:.2f} p99_ms={lat[int(len(lat)*0.99)]*1000:.2f} max_ms={lat[-1]*1000:.2f}")
+PY2
+)
+log "one append + fdatasync at a time: $FSYNC"
+
 echo
 echo "== accept: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${SECS}s, ~1 KiB JSON body, same machine, same run =="
 printf "%-20s %11s %9s %9s %7s %9s | %9s %9s %8s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit"
@@ -134,6 +148,7 @@ for t in sqlite postgres sqlite-off postgres-off bare; do
   printf "%-20s %10s %10s %8s %8s %9s %9s %7s %7s\n" "$name" "${H_OFFERED[$t]}" "${H_RPS[$t]}" "${H_P50[$t]}" \
     "${H_P99[$t]}" "${H_P999[$t]}" "${H_MAX[$t]}" "${H_NON2XX[$t]}" "${H_ERR[$t]}"
 done
+echo "disk floor (one 8 KiB append + fdatasync at a time, same filesystem): $FSYNC"
 bad=0
 for t in sqlite postgres bare sqlite-off postgres-off; do
   [ "${NON2XX[$t]}" = 0 ] && [ "${SOCKERR[$t]}" = 0 ] && [ "${H_NON2XX[$t]:-0}" = 0 ] && [ "${H_ERR[$t]:-0}" = 0 ] || bad=1
