@@ -44,6 +44,8 @@ pub struct Principal {
     pub tenant_id: String,
     pub tenant: String,
     pub key: Arc<KeyRecord>,
+    /// Where the request came from, when known (the guard's throttle spares known networks).
+    pub ip: Option<IpAddr>,
 }
 
 /// Why a key may not send this message. The messages are safe to show the client.
@@ -148,7 +150,10 @@ impl KeyAuthenticator {
             return Err(e);
         }
         // The guard's throttle, when it put one on this key, is a rate like the key's own.
-        let throttle = self.guard.as_ref().and_then(|g| g.throttle_of(&k.id));
+        let throttle = self
+            .guard
+            .as_ref()
+            .and_then(|g| g.throttle_of(&k.id, who.ip));
         let rate = match (p.rate_per_sec, throttle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -301,6 +306,7 @@ impl KeyAuthenticator {
             tenant_id: rec.tenant_id.clone(),
             tenant: rec.tenant.clone(),
             key: rec,
+            ip,
         })
     }
 }

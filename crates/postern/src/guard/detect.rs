@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 pub use super::config::GuardConfig;
 pub use super::contain::contain;
 use super::policy::{Action, Judge};
-use super::signals::access::KeyAccess;
+use super::signals::access::{KeyAccess, network_key};
 use super::signals::content::{KeyContent, simhash};
 use super::signals::feedback::{Kind, Rates};
 use super::signals::novelty::{KeyNovelty, TenantMemory};
@@ -116,10 +116,19 @@ pub struct Guard {
     cfg: Arc<GuardConfig>,
     clock: SharedClock,
     state: Arc<Mutex<State>>,
-    /// Rate caps the policy put on keys, read by the admit path (`auth.rs`): (rate, until).
-    /// A cap lasts `memory_secs`, as long as the findings behind it count.
-    throttles: Arc<RwLock<HashMap<String, (f64, i64)>>>,
+    /// Rate caps the policy put on keys, read by the admit path (`auth.rs`). A cap lasts
+    /// `memory_secs`, as long as the findings behind it count.
+    throttles: Arc<RwLock<HashMap<String, Throttle>>>,
     trips: mpsc::UnboundedSender<Trip>,
+}
+
+/// A cap on a key's rate, except from the networks it was used from before the suspicion
+/// began: a stolen key used from a new network is slowed down, its owner is not.
+#[derive(Debug, Clone)]
+struct Throttle {
+    rate: f64,
+    until: i64,
+    spared: Arc<std::collections::HashSet<u64>>,
 }
 
 impl Guard {
@@ -164,12 +173,21 @@ impl Guard {
             return;
         };
         if let (Action::Throttle(rate), PauseScope::Key(k)) = (d.action, &f.scope) {
+            let spared = st
+                .keys
+                .get(k)
+                .map(|k| k.access.networks_before(d.since))
+                .unwrap_or_default();
             self.throttles
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(
                     k.clone(),
-                    (rate, now + self.cfg.policy.memory_secs as i64 * 1000),
+                    Throttle {
+                        rate,
+                        until: now + self.cfg.policy.memory_secs as i64 * 1000,
+                        spared: Arc::new(spared),
+                    },
                 );
         }
         let mut evidence = d.evidence;
@@ -194,14 +212,19 @@ impl Guard {
         }
     }
 
-    /// The rate cap the guard put on a key, if any (messages per second).
-    pub fn throttle_of(&self, key_id: &str) -> Option<f64> {
+    /// The rate cap the guard put on a key used from `ip`, if any (messages per second).
+    /// Networks the key was used from before the suspicion began are not capped.
+    pub fn throttle_of(&self, key_id: &str, ip: Option<IpAddr>) -> Option<f64> {
         let t = self.throttles.read().unwrap_or_else(|p| p.into_inner());
         if t.is_empty() {
             return None;
         }
-        let (rate, until) = t.get(key_id).copied()?;
-        (self.clock.now_ms() < until).then_some(rate)
+        let th = t.get(key_id)?;
+        if self.clock.now_ms() >= th.until {
+            return None;
+        }
+        let spared = ip.is_some_and(|ip| th.spared.contains(&network_key(ip)));
+        (!spared).then_some(th.rate)
     }
 
     /// A message accepted from `key_id` of `tenant_id` with `recipients` recipients, when only

@@ -232,6 +232,8 @@ pub struct Decision {
     pub action: Action,
     pub score: f64,
     pub evidence: serde_json::Value,
+    /// When the earliest finding behind it was made: where the suspicion starts.
+    pub since: i64,
 }
 
 /// Scores per scope, and the actions taken.
@@ -287,8 +289,15 @@ impl Judge {
         s.acted = action.rank();
         let mut findings: Vec<_> = s.findings.values().map(|(_, _, e)| e.clone()).collect();
         findings.sort_by(|a, b| a["signal"].as_str().cmp(&b["signal"].as_str()));
+        let since = s
+            .findings
+            .values()
+            .map(|(at, _, _)| *at)
+            .min()
+            .unwrap_or(now);
         Some(Decision {
             action,
+            since,
             score: super::signals::round4(score),
             evidence: serde_json::json!({
                 "score": super::signals::round4(score),

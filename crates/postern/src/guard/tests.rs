@@ -230,7 +230,7 @@ fn a_provider_outage_backlog_is_not_held() {
 fn a_throttle_caps_the_key_in_the_admit_path() {
     let (g, mut rx, clock) = guard(GuardConfig::default());
     legit(&g, &clock, "k1", 1_200, 0);
-    assert_eq!(g.throttle_of("k1"), None);
+    assert_eq!(g.throttle_of("k1", ip("203.0.113.9")), None);
     // A new network (1) and a burst (1.5): 2.5, a throttle, not yet a hold.
     g.key_used("k1", ip("203.0.113.9"), Some("saas-app/2.1"));
     for i in 0..60 {
@@ -248,13 +248,39 @@ fn a_throttle_caps_the_key_in_the_admit_path() {
         .find(|t| matches!(t.action, Action::Throttle(_)))
         .unwrap_or_else(|| panic!("{trips:?}"));
     assert!(!t.hold);
-    let cap = g.throttle_of("k1").expect("throttled");
+    let cap = g.throttle_of("k1", ip("203.0.113.9")).expect("throttled");
     assert!((5.0..=12.0).contains(&cap), "{cap}");
-    assert_eq!(g.throttle_of("k2"), None, "other keys are untouched");
+    // The networks the key was used from before the suspicion began are not slowed down;
+    // an unknown address is capped like a new network.
+    assert_eq!(
+        g.throttle_of("k1", ip("10.1.0.2")),
+        None,
+        "the owner's network is spared"
+    );
+    assert!(
+        g.throttle_of("k1", None).is_some(),
+        "an unknown address is capped"
+    );
+    assert!(
+        g.throttle_of("k1", ip("198.51.100.7")).is_some(),
+        "so is any other network"
+    );
+    assert_eq!(
+        g.throttle_of("k2", ip("203.0.113.9")),
+        None,
+        "other keys are untouched"
+    );
     clock.advance_ms(450_000);
-    assert!(g.throttle_of("k1").is_some(), "still within memory_secs");
+    assert!(
+        g.throttle_of("k1", ip("203.0.113.9")).is_some(),
+        "still within memory_secs"
+    );
     g.reset(&PauseScope::Key("k1".into()));
-    assert_eq!(g.throttle_of("k1"), None, "lifted by an operator");
+    assert_eq!(
+        g.throttle_of("k1", ip("203.0.113.9")),
+        None,
+        "lifted by an operator"
+    );
     // Throttled again; this time it runs out by itself.
     g.key_used("k1", ip("203.0.114.9"), Some("saas-app/2.1"));
     for i in 0..60 {
@@ -266,9 +292,13 @@ fn a_throttle_caps_the_key_in_the_admit_path() {
             "Hello, your receipt.",
         ));
     }
-    assert!(g.throttle_of("k1").is_some());
+    assert!(g.throttle_of("k1", ip("203.0.114.9")).is_some());
     clock.advance_ms(901_000);
-    assert_eq!(g.throttle_of("k1"), None, "a throttle lasts memory_secs");
+    assert_eq!(
+        g.throttle_of("k1", ip("203.0.114.9")),
+        None,
+        "a throttle lasts memory_secs"
+    );
 }
 
 #[test]

@@ -373,7 +373,7 @@ impl<'a> Run<'a> {
         let ip = s.source_ip.parse::<std::net::IpAddr>().ok();
         self.guard.key_used(&key, ip, None);
         self.contain().await?;
-        if !self.admit(&key, now) {
+        if !self.admit(&key, ip, now) {
             self.tally.throttled(i);
             return Ok(());
         }
@@ -418,8 +418,8 @@ impl<'a> Run<'a> {
     /// The rate the admit path enforces on a key: only the guard's throttle here (scenario
     /// keys carry no rate or daily limit), with the same interval and burst as `auth.rs`.
     /// `false` is the 429 the API answers.
-    fn admit(&mut self, key: &str, now: i64) -> bool {
-        let Some(rate) = self.guard.throttle_of(key) else {
+    fn admit(&mut self, key: &str, ip: Option<std::net::IpAddr>, now: i64) -> bool {
+        let Some(rate) = self.guard.throttle_of(key, ip) else {
             return true;
         };
         let interval = 1000.0 / rate;

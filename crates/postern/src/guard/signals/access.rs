@@ -13,7 +13,7 @@
 //! (256 networks, 64 agents); a full set stops learning rather than evicting, so an attacker
 //! cannot flush the key's history.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde_json::json;
@@ -59,7 +59,8 @@ pub fn network_of(ip: IpAddr) -> String {
 
 #[derive(Debug, Clone)]
 pub struct KeyAccess {
-    networks: HashSet<u64>,
+    /// Network hash → when it was first seen.
+    networks: HashMap<u64, i64>,
     agents: HashSet<u64>,
     hours: [u32; 24],
     uses: u64,
@@ -70,7 +71,7 @@ pub struct KeyAccess {
 impl Default for KeyAccess {
     fn default() -> Self {
         Self {
-            networks: HashSet::new(),
+            networks: HashMap::new(),
             agents: HashSet::new(),
             hours: [0; 24],
             uses: 0,
@@ -80,7 +81,22 @@ impl Default for KeyAccess {
     }
 }
 
+/// The hash a network (the /24 or /64 of `ip`) is remembered by.
+pub fn network_key(ip: IpAddr) -> u64 {
+    network_hash(ip)
+}
+
 impl KeyAccess {
+    /// The networks first seen before `at`: a throttle spares them, so the key's owner keeps
+    /// sending from where it always did while a newcomer is slowed down.
+    pub fn networks_before(&self, at: i64) -> HashSet<u64> {
+        self.networks
+            .iter()
+            .filter(|(_, first)| **first < at)
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
     /// A successful use of the key from `ip` with `agent`.
     pub fn used(
         &mut self,
@@ -105,7 +121,7 @@ impl KeyAccess {
         };
         if let Some(ip) = ip {
             let h = network_hash(ip);
-            if !self.networks.contains(&h) {
+            if !self.networks.contains_key(&h) {
                 if warm {
                     let net = network_of(ip);
                     out.push(finding(
@@ -117,7 +133,7 @@ impl KeyAccess {
                     ));
                 }
                 if self.networks.len() < NETWORKS_CAP {
-                    self.networks.insert(h);
+                    self.networks.insert(h, now);
                 }
             }
         }
