@@ -297,6 +297,10 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             clock.clone(),
         )?;
         supervisors.push(tokio::spawn(crate::alerts::run(notifier, stop_rx.clone())));
+    } else if cfg.guard.enabled {
+        tracing::warn!(
+            "no [[alerts.channels]] configured: the guard's actions are recorded (`postern guard alerts`, the audit log) but no operator is told of them"
+        );
     }
     if cfg.queue.deliver {
         supervisors.extend([
