@@ -141,11 +141,6 @@ impl Origin {
 }
 
 impl IncidentFile {
-    /// "FILE line N, key `K`" (or "field `K`" for the form), for errors found after checking.
-    pub fn at(&self, key: &str) -> String {
-        self.origin.at(key)
-    }
-
     /// A bad value found after checking (when the broadcast is planned).
     pub fn invalid(&self, key: &'static str, why: impl Into<String>) -> Invalid {
         self.origin.invalid(key, why)
@@ -384,7 +379,7 @@ mod tests {
             render(&f.body, &[("tenant", "Acme"), ("status_url", "http://s/")]),
             "Hi Acme, see http://s/"
         );
-        assert_eq!(f.at("tenants"), "x.toml line 4, key `tenants`");
+        assert_eq!(f.invalid("tenants", "").at, "x.toml line 4, key `tenants`");
     }
 
     #[test]
@@ -399,7 +394,7 @@ mod tests {
         };
         let f = IncidentFile::check(form.clone(), Origin::Form).expect("checks");
         assert_eq!(f.tenants, Audience::Named(vec!["acme".into()]));
-        assert_eq!(f.at("tenants"), "field `tenants`");
+        assert_eq!(f.invalid("tenants", "").at, "field `tenants`");
         let cases = [
             (
                 Draft {

@@ -85,7 +85,7 @@ pub enum Pending {
 impl Pending {
     /// Flushes the write-ahead log; everything committed to it before this call is then on
     /// the disk. SQLite's `synchronous = FULL` would do the same flush inside the commit, with
-    /// the write lock held, so that no other commit can start during the ~2 ms it takes; done
+    /// the write lock held, so that no other commit can start while the disk works; done
     /// here, after the lock is released, the next group commit runs while this one flushes.
     pub async fn wait(self) -> std::io::Result<()> {
         let Pending::WalSync(wal) = self else {

@@ -1,5 +1,6 @@
 //! SQLite: the embedded default. WAL journal with `synchronous = FULL`, so a commit has reached
-//! the disk before an accept is answered; accepts are grouped into few commits upstream.
+//! the disk when it returns; accepts, grouped into few commits upstream, commit on a connection
+//! of their own and flush the log after the write lock is released ([`connect_accept`]).
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::html::{self, Notice, csrf_field, esc, input, may_change, page};
+use super::html::{self, Notice, csrf_field, esc, input, may_change, page, select_pairs};
 use super::{Fields, Posted, Session, record_with};
 use crate::http::{ApiError, AppState};
 use crate::status::IncidentState;
@@ -230,7 +230,7 @@ fn textarea(name: &str, label: &str, value: &str, rows: u8, bad: Option<&str>) -
     )
 }
 
-/// A select whose options carry a value apart from their label.
+/// A select of `(value, label)` options, marked when a refusal is about it.
 fn choice(
     name: &str,
     label: &str,
@@ -238,26 +238,11 @@ fn choice(
     selected: Option<&str>,
     bad: Option<&str>,
 ) -> String {
-    let mut out = format!(
-        "<label for=\"f-{name}\">{}</label><select id=\"f-{name}\" name=\"{name}\"{}>",
-        esc(label),
-        marked(bad, name)
-    );
-    for (value, text) in options {
-        let sel = if selected.unwrap_or("") == value {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            out,
-            "<option value=\"{}\"{sel}>{}</option>",
-            esc(value),
-            esc(text)
-        );
-    }
-    out.push_str("</select>");
-    out
+    let pairs: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(v, t)| (v.as_str(), t.as_str()))
+        .collect();
+    select_pairs(name, label, &pairs, selected, marked(bad, name))
 }
 
 async fn form_body(

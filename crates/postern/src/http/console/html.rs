@@ -231,17 +231,35 @@ pub fn input_in(form: &str, name: &str, label: &str, value: Option<&str>, extra:
 
 /// A select over `options` (value = label), with `selected` chosen.
 pub fn select(name: &str, label: &str, options: &[String], selected: Option<&str>) -> String {
+    let pairs: Vec<(&str, &str)> = options.iter().map(|o| (o.as_str(), o.as_str())).collect();
+    select_pairs(name, label, &pairs, selected, "")
+}
+
+/// A select whose options are `(value, label)`, with `selected` chosen; `extra` goes into
+/// the select tag (e.g. ` aria-invalid="true"`).
+pub fn select_pairs(
+    name: &str,
+    label: &str,
+    options: &[(&str, &str)],
+    selected: Option<&str>,
+    extra: &str,
+) -> String {
     let mut out = format!(
-        "<label for=\"f-{name}\">{}</label><select id=\"f-{name}\" name=\"{name}\">",
+        "<label for=\"f-{name}\">{}</label><select id=\"f-{name}\" name=\"{name}\"{extra}>",
         esc(label)
     );
-    for o in options {
-        let sel = if Some(o.as_str()) == selected {
+    for (value, text) in options {
+        let sel = if selected.unwrap_or("") == *value {
             " selected"
         } else {
             ""
         };
-        let _ = write!(out, "<option{sel}>{}</option>", esc(o));
+        let _ = write!(
+            out,
+            "<option value=\"{}\"{sel}>{}</option>",
+            esc(value),
+            esc(text)
+        );
     }
     out.push_str("</select>");
     out
