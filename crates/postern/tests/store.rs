@@ -424,3 +424,88 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
         .unwrap();
     assert!(matches!(pending, postern::store::Pending::Durable));
 }
+
+/// The log SQLite reads as mxFrame: frames written since it last started over.
+async fn log_frames(path: &std::path::Path) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let (_, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    log
+}
+
+/// Under a steady stream of commits, a checkpoint still lets the log start over: without
+/// that, SQLite's log grows for as long as the writes go on (every frame ever written stays
+/// in it) and each commit appends to new blocks.
+#[tokio::test]
+async fn checkpoint_restarts_the_log_while_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let s = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let t = s.create_tenant("acme", 1).await.unwrap();
+    let batch = |from: usize| -> Vec<NewMessage> {
+        (from..from + 10)
+            .map(|n| {
+                let mut m = msg(&t.id, n, None);
+                m.raw = vec![b'x'; 2048];
+                m
+            })
+            .collect()
+    };
+    // The frames one batch writes, on a log that has just started over.
+    s.checkpoint().await.unwrap();
+    s.insert_messages(&batch(0)).await.unwrap();
+    let per_batch = log_frames(&path).await;
+    assert!(per_batch > 0);
+
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, written, stop) = (s.clone(), written.clone(), stop.clone());
+        let batches: Vec<Vec<NewMessage>> = (1..5_000).map(|i| batch(i * 10)).collect();
+        tokio::spawn(async move {
+            for b in batches {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                s.insert_messages(&b).await.unwrap();
+                written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let load = std::sync::atomic::Ordering::SeqCst;
+    for round in 1..=4 {
+        while written.load(load) < round * 60 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert_eq!(
+            s.checkpoint().await.unwrap(),
+            0,
+            "no reader holds frames back"
+        );
+    }
+    let after_last = written.load(load);
+    stop.store(true, load);
+    writer.await.unwrap();
+    let total = written.load(load);
+    assert!(total >= 240, "the writes went on during the checkpoints");
+    // What the log holds now: the batches committed after the last checkpoint returned
+    // (and what that one could not see), not the hundreds before it.
+    let since = (total - after_last + 2) as i64;
+    let frames = log_frames(&path).await;
+    assert!(
+        frames <= since * per_batch * 2,
+        "{frames} frames in the log, {per_batch} per batch, {since} batches since the checkpoint, {total} in all"
+    );
+
+    // PostgreSQL has no such log to copy.
+    let pg = common::PgDb::create();
+    let p = Store::connect(&pg.url).await.unwrap();
+    assert_eq!(p.checkpoint().await.unwrap(), 0);
+}

@@ -72,6 +72,11 @@ pub struct SqliteDb {
     accept: Option<(SqlitePool, std::sync::Arc<sqlite::Wal>)>,
 }
 
+/// Checkpoint rounds while writes go on, at most, before the last one under the write lock.
+const CHECKPOINT_ROUNDS: usize = 3;
+/// A round this short left little behind it: the locked round follows at once.
+const CHECKPOINT_SHORT_ROUND: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// What is left to do before a commit from [`Store::insert_messages_deferred`] is durable.
 #[derive(Debug)]
 #[must_use = "the messages are not durable until the sync has been waited for"]
@@ -420,15 +425,38 @@ impl Store {
         }
     }
 
-    /// Copies the SQLite write-ahead log into the database (PASSIVE: it never waits for, nor
-    /// blocks, the writer). A no-op on PostgreSQL.
-    pub async fn checkpoint(&self) -> Result<()> {
-        if let Store::Sqlite(db) = self {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&db.pool)
-                .await?;
+    /// Copies the SQLite write-ahead log into the database, so that the log starts over from
+    /// its beginning. A no-op on PostgreSQL.
+    ///
+    /// SQLite reuses the log from its start only when a write begins with every frame in it
+    /// already copied. A PASSIVE checkpoint never blocks the writer, so under a steady stream
+    /// of accepts it never catches up: it copies the frames that were there when it began
+    /// while new ones arrive behind it, the log grows for as long as the load lasts (about
+    /// 1 GB in 12 s at 10,000 accepts/s), and every commit appends to new blocks. So: copy in
+    /// bulk while writes go on, again for what arrived meanwhile (each round is shorter, so
+    /// less arrives during it), and copy the last few frames holding the write lock (about a
+    /// millisecond's worth), after which the next commit restarts the log. Returns the frames
+    /// left uncopied: 0 unless a reader's snapshot held some back.
+    pub async fn checkpoint(&self) -> Result<i64> {
+        let Store::Sqlite(db) = self else {
+            return Ok(0);
+        };
+        let checkpoint = || async {
+            let (_busy, log, done): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&db.pool)
+                    .await?;
+            Ok::<i64, StoreError>((log - done).max(0))
+        };
+        for _ in 0..CHECKPOINT_ROUNDS {
+            let round = std::time::Instant::now();
+            checkpoint().await?;
+            if round.elapsed() < CHECKPOINT_SHORT_ROUND {
+                break;
+            }
         }
-        Ok(())
+        let _w = db.writer.lock().await;
+        checkpoint().await
     }
 
     pub async fn close(&self) {
