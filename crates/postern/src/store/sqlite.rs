@@ -23,6 +23,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
     }
     Ok(SqlitePoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .connect_with(opts)
         .await?)
 }
@@ -42,6 +43,7 @@ pub(super) async fn connect_accept(url: &str) -> Result<Option<(SqlitePool, Arc<
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
+        .test_before_acquire(false)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect_with(opts)
@@ -113,6 +115,10 @@ fn file_path(url: &str) -> Option<&str> {
     let path = path.split('?').next().unwrap_or(path);
     (!url.contains("mode=memory")).then_some(path)
 }
+
+// Both pools skip sqlx's ping before handing out a connection (`test_before_acquire`): a
+// connection to a local file has no peer to lose, and the ping is one more round trip to the
+// connection's worker thread on every query, a sixth of an accept batch's.
 
 fn options(url: &str) -> Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)?
