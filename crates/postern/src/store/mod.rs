@@ -42,6 +42,8 @@ use crate::domain::{EventKind, RecipientState};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("not found")]
     NotFound,
     #[error("{0} already exists")]
@@ -69,7 +71,7 @@ pub struct SqliteDb {
     pool: SqlitePool,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// For a database file: the accepts' own connection and the write-ahead log it appends to.
-    accept: Option<(SqlitePool, std::sync::Arc<sqlite::Wal>)>,
+    accept: Option<std::sync::Arc<sqlite::AcceptConn>>,
 }
 
 /// Checkpoint rounds while writes go on, at most, before the last one under the write lock.
@@ -316,6 +318,15 @@ impl<'a> Planned<'a> {
         }
     }
 
+    /// The pause holding the message, when it is stored as held.
+    fn held_by(&self) -> Option<String> {
+        self.msg
+            .held
+            .as_ref()
+            .filter(|_| self.status == "held")
+            .map(|h| h.0.clone())
+    }
+
     fn events(&self) -> Vec<NewEvent> {
         let m = self.msg;
         let ev = |kind: EventKind, recipient: Option<&str>, detail: String| NewEvent {
@@ -355,6 +366,90 @@ fn initial_status(m: &NewMessage) -> &'static str {
 
 fn recipients_json(r: &[Recipient]) -> String {
     serde_json::to_string(r).unwrap_or_else(|_| "[]".into())
+}
+
+// One group commit's statements, shared by the sqlx path (PostgreSQL, in-memory SQLite) and
+// SQLite's accept connection (sqlite::AcceptConn). `$n` numbers the parameters in order, which
+// both drivers bind by position.
+const CLAIM_IDEMPOTENCY: &str = "INSERT INTO idempotency (tenant_id, key, message_id, request_hash, status, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING";
+const FIRST_ANSWER: &str =
+    "SELECT message_id, request_hash, status FROM idempotency WHERE tenant_id = $1 AND key = $2";
+const MARK_KEY_SUPPRESSED: &str =
+    "UPDATE idempotency SET status = 'suppressed' WHERE tenant_id = $1 AND key = $2";
+macro_rules! message_row {
+    () => {
+        "id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt, held_by"
+    };
+}
+macro_rules! event_row {
+    () => {
+        "message_id, at, kind, recipient, detail"
+    };
+}
+const MESSAGE_ROW: &str = message_row!();
+const INSERT_MESSAGE_ROW: &str = concat!(
+    "INSERT INTO messages (",
+    message_row!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+);
+const EVENT_ROW: &str = event_row!();
+const INSERT_EVENT_ROW: &str = concat!(
+    "INSERT INTO message_events (",
+    event_row!(),
+    ") VALUES ($1, $2, $3, $4, $5)"
+);
+
+/// The order a batch's idempotency keys are claimed in: one order, so two batches committing
+/// at once (PostgreSQL) that share keys wait for each other instead of deadlocking. Indexes
+/// into `batch`, only of messages with a key.
+fn claim_order(batch: &[NewMessage]) -> Vec<usize> {
+    let mut keyed: Vec<usize> = (0..batch.len())
+        .filter(|&i| batch[i].idempotency.is_some())
+        .collect();
+    keyed.sort_by(|&a, &b| {
+        let key = |i: usize| {
+            (
+                &batch[i].tenant_id,
+                batch[i].idempotency.as_ref().map(|k| &k.0),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    keyed
+}
+
+/// The answer to a key seen before: the first answer, or a refusal if the request differs.
+fn repeat_answer(id: String, same_request: bool, status: String) -> Inserted {
+    if same_request {
+        Inserted::Replay { id, status }
+    } else {
+        Inserted::KeyReused { id }
+    }
+}
+
+/// Every message's answer, in batch order: the repeats' from the claims, the rest as planned.
+fn answers_of(
+    batch: &[NewMessage],
+    mut answers: Vec<Option<Inserted>>,
+    planned: &[Planned],
+) -> Vec<Inserted> {
+    for (a, p) in answers.iter_mut().filter(|a| a.is_none()).zip(planned) {
+        *a = Some(Inserted::New {
+            id: p.msg.id.clone(),
+            status: p.status.into(),
+        });
+    }
+    batch
+        .iter()
+        .zip(answers)
+        .map(|(m, a)| {
+            a.unwrap_or_else(|| Inserted::New {
+                id: m.id.clone(),
+                status: initial_status(m).into(),
+            })
+        })
+        .collect()
 }
 
 fn parse_recipients(id: &str, s: &str) -> Result<Vec<Recipient>> {
@@ -399,7 +494,7 @@ impl Store {
             Store::Sqlite(SqliteDb {
                 pool: sqlite::connect(url).await?,
                 writer: Default::default(),
-                accept: sqlite::connect_accept(url).await?,
+                accept: None,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Store::Postgres(postgres::connect(url).await?)
@@ -407,7 +502,13 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
         store.migrate().await?;
-        Ok(store)
+        Ok(match store {
+            Store::Sqlite(mut db) => {
+                db.accept = sqlite::connect_accept(&db.pool, url).await?;
+                Store::Sqlite(db)
+            }
+            pg => pg,
+        })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -461,11 +562,11 @@ impl Store {
 
     pub async fn close(&self) {
         if let Store::Sqlite(SqliteDb {
-            accept: Some((pool, _)),
+            accept: Some(accept),
             ..
         }) = self
         {
-            pool.close().await;
+            accept.close();
         }
         on_pool!(self, p, Db => p.close().await)
     }
@@ -634,22 +735,23 @@ impl Store {
         &self,
         batch: &[NewMessage],
     ) -> Result<(Vec<Inserted>, Pending)> {
-        let (target, pending) = match self {
-            Store::Sqlite(db) => match &db.accept {
-                Some((pool, wal)) => (
-                    Store::Sqlite(SqliteDb {
-                        pool: pool.clone(),
-                        writer: db.writer.clone(),
-                        accept: None,
-                    }),
-                    Pending::WalSync(wal.clone()),
-                ),
-                None => (self.clone(), Pending::Durable),
-            },
-            Store::Postgres(_) => (self.clone(), Pending::Durable),
-        };
-        let answers = target.insert_committed(batch).await?;
-        Ok((answers, pending))
+        if let Store::Sqlite(SqliteDb {
+            accept: Some(accept),
+            writer,
+            ..
+        }) = self
+        {
+            let wal = accept.wal();
+            let (accept, writer, batch) = (accept.clone(), writer.clone(), batch.to_vec());
+            let answers = tokio::task::spawn_blocking(move || {
+                let _w = writer.blocking_lock();
+                accept.insert(&batch)
+            })
+            .await
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))??;
+            return Ok((answers, Pending::WalSync(wal)));
+        }
+        Ok((self.insert_committed(batch).await?, Pending::Durable))
     }
 
     async fn insert_committed(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
@@ -657,30 +759,17 @@ impl Store {
         let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
-            let mut keyed: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].idempotency.is_some()).collect();
-            // Claimed in one order, so two batches committing at once (PostgreSQL) that share
-            // keys wait for each other instead of deadlocking.
-            keyed.sort_by(|&a, &b| {
-                let key = |i: usize| (&batch[i].tenant_id, batch[i].idempotency.as_ref().map(|k| &k.0));
-                key(a).cmp(&key(b))
-            });
-            for &i in &keyed {
+            for i in claim_order(batch) {
                 let m = &batch[i];
                 let Some((key, hash)) = &m.idempotency else { continue };
-                let won = sqlx::query(
-                    "INSERT INTO idempotency (tenant_id, key, message_id, request_hash, status, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING")
+                let won = sqlx::query(CLAIM_IDEMPOTENCY)
                     .bind(&m.tenant_id).bind(key).bind(&m.id).bind(hash).bind(initial_status(m)).bind(m.created_at)
                     .execute(&mut *tx).await?.rows_affected() == 1;
                 if !won {
-                    let r = sqlx::query("SELECT message_id, request_hash, status FROM idempotency WHERE tenant_id = $1 AND key = $2")
-                        .bind(&m.tenant_id).bind(key).fetch_one(&mut *tx).await?;
-                    let id: String = r.try_get("message_id")?;
-                    answers[i] = Some(if r.try_get::<String, _>("request_hash")? == *hash {
-                        Inserted::Replay { id, status: r.try_get("status")? }
-                    } else {
-                        Inserted::KeyReused { id }
-                    });
+                    let r = sqlx::query(FIRST_ANSWER).bind(&m.tenant_id).bind(key).fetch_one(&mut *tx).await?;
+                    answers[i] = Some(repeat_answer(
+                        r.try_get("message_id")?, r.try_get::<String, _>("request_hash")? == *hash, r.try_get("status")?,
+                    ));
                 }
             }
             let fresh: Vec<&NewMessage> = batch.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(m, _)| m).collect();
@@ -707,8 +796,7 @@ impl Store {
             let planned: Vec<Planned> = fresh.iter().map(|m| Planned::new(m, &suppressed)).collect();
             // Multi-row inserts, chunked under both backends' bind-parameter limits.
             for chunk in cacheable_chunks(&planned) {
-                let mut qb = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO messages (id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt, held_by) ");
+                let mut qb = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO messages ({MESSAGE_ROW}) "));
                 qb.push_values(chunk.iter(), |mut b, p| {
                     let m = p.msg;
                     b.push_bind(m.id.clone()).push_bind(m.tenant_id.clone()).push_bind(m.key_id.clone())
@@ -716,12 +804,12 @@ impl Store {
                         .push_bind(m.subject.clone()).push_bind(m.message_id_header.clone()).push_bind(m.raw.clone())
                         .push_bind(m.raw.len() as i64).push_bind(p.status).push_bind(0_i64)
                         .push_bind(m.created_at).push_bind(m.created_at).push_bind(m.created_at).push_bind(m.expires_at).push_bind(0_i64)
-                        .push_bind(m.held.as_ref().filter(|_| p.status == "held").map(|h| h.0.clone()));
+                        .push_bind(p.held_by());
                 });
                 qb.build().execute(&mut *tx).await?;
                 let events: Vec<NewEvent> = chunk.iter().flat_map(|p| p.events()).collect();
                 for ev in cacheable_chunks(&events) {
-                    let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, recipient, detail) ");
+                    let mut qb = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO message_events ({EVENT_ROW}) "));
                     qb.push_values(ev.iter(), |mut b, e| {
                         b.push_bind(e.message_id.clone()).push_bind(e.at).push_bind(e.kind.as_str())
                             .push_bind(e.recipient.clone()).push_bind(e.detail.clone());
@@ -731,25 +819,14 @@ impl Store {
             }
             for p in planned.iter().filter(|p| p.status == "suppressed") {
                 if let Some((key, _)) = &p.msg.idempotency {
-                    sqlx::query("UPDATE idempotency SET status = 'suppressed' WHERE tenant_id = $1 AND key = $2")
+                    sqlx::query(MARK_KEY_SUPPRESSED)
                         .bind(&p.msg.tenant_id).bind(key).execute(&mut *tx).await?;
                 }
             }
-            for (a, p) in answers.iter_mut().filter(|a| a.is_none()).zip(&planned) {
-                *a = Some(Inserted::New { id: p.msg.id.clone(), status: p.status.into() });
-            }
+            let answers = answers_of(batch, answers, &planned);
             tx.commit().await?;
-        });
-        Ok(batch
-            .iter()
-            .zip(answers)
-            .map(|(m, a)| {
-                a.unwrap_or_else(|| Inserted::New {
-                    id: m.id.clone(),
-                    status: initial_status(m).into(),
-                })
-            })
-            .collect())
+            Ok(answers)
+        })
     }
 
     pub async fn message(&self, tenant_id: &str, id: &str) -> Result<MessageRecord> {
