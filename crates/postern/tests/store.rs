@@ -480,8 +480,14 @@ async fn checkpoint_restarts_the_log_while_writes_go_on() {
         })
     };
     let load = std::sync::atomic::Ordering::SeqCst;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     for round in 1..=4 {
         while written.load(load) < round * 60 {
+            assert!(
+                !writer.is_finished() && std::time::Instant::now() < deadline,
+                "the writer stopped after {} batches",
+                written.load(load)
+            );
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert_eq!(

@@ -535,29 +535,45 @@ impl Store {
     /// while new ones arrive behind it, the log grows for as long as the load lasts (about
     /// 1 GB in 12 s at 10,000 accepts/s), and every commit appends to new blocks. So: copy in
     /// bulk while writes go on, again for what arrived meanwhile (each round is shorter, so
-    /// less arrives during it), and copy the last few frames holding the write lock (about a
-    /// millisecond's worth), after which the next commit restarts the log. Returns the frames
-    /// left uncopied: 0 unless a reader's snapshot held some back.
+    /// less arrives during it), flush the database file (SQLite flushes it only in a round
+    /// no commit overlapped, so under load that would be the last round, with the writer
+    /// waiting), and copy the last few frames holding the write lock (about a millisecond's
+    /// worth). The next commit then restarts the log, unless a reader still holds a snapshot
+    /// of the old frames; the next checkpoint tries again.
+    ///
+    /// Returns the frames left uncopied: 0 unless a reader's snapshot held some back, -1 if
+    /// another process was checkpointing the log.
     pub async fn checkpoint(&self) -> Result<i64> {
         let Store::Sqlite(db) = self else {
             return Ok(0);
         };
-        let checkpoint = || async {
-            let (_busy, log, done): (i64, i64, i64) =
+        async fn checkpoint(c: &mut sqlx::SqliteConnection) -> Result<i64> {
+            let (busy, log, done): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(&db.pool)
+                    .fetch_one(c)
                     .await?;
-            Ok::<i64, StoreError>((log - done).max(0))
-        };
+            Ok(if busy != 0 { -1 } else { (log - done).max(0) })
+        }
+        // The connection is taken before the lock, so the writer never waits for the pool.
+        let mut c = db.pool.acquire().await?;
         for _ in 0..CHECKPOINT_ROUNDS {
             let round = std::time::Instant::now();
-            checkpoint().await?;
+            if checkpoint(&mut c).await? < 0 {
+                return Ok(-1);
+            }
             if round.elapsed() < CHECKPOINT_SHORT_ROUND {
                 break;
             }
         }
+        if let Some(accept) = &db.accept {
+            let accept = accept.clone();
+            tokio::task::spawn_blocking(move || accept.sync_database())
+                .await
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))?
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        }
         let _w = db.writer.lock().await;
-        checkpoint().await
+        checkpoint(&mut c).await
     }
 
     pub async fn close(&self) {
@@ -584,6 +600,7 @@ impl Store {
             name: name.to_owned(),
             created_at: now,
         };
+        let _w = self.write_lock().await;
         let r = on_pool!(self, p, Db => {
             sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&t.id).bind(&t.name).bind(t.created_at).execute(p).await.map(|_| ())
@@ -615,6 +632,7 @@ impl Store {
     // ---- API keys ------------------------------------------------------------------------
 
     pub async fn insert_key(&self, k: &KeyRecord) -> Result<()> {
+        let _w = self.write_lock().await;
         on_pool!(self, p, Db => {
             sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hash, scopes, description, created_at, policy, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&k.id).bind(&k.tenant_id).bind(&k.secret_hash).bind(&k.scopes).bind(&k.description).bind(k.created_at)
@@ -689,6 +707,7 @@ impl Store {
 
     /// Revokes a key; revoking twice keeps the first time.
     pub async fn revoke_key(&self, id: &str, now: i64) -> Result<()> {
+        let _w = self.write_lock().await;
         let n = on_pool!(self, p, Db => {
             sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
                 .bind(now).bind(id).execute(p).await?.rows_affected()
@@ -703,6 +722,7 @@ impl Store {
     // ---- admins --------------------------------------------------------------------------
 
     pub async fn upsert_admin(&self, username: &str, password_hash: &str, now: i64) -> Result<()> {
+        let _w = self.write_lock().await;
         on_pool!(self, p, Db => {
             // Back on a one-time password: an owner again, TOTP to be enrolled anew.
             sqlx::query("INSERT INTO admins (username, password_hash, must_change, created_at) VALUES ($1, $2, 1, $3) \

@@ -45,6 +45,8 @@ pub struct AcceptConn {
     /// when its last connection closes, and [`Wal`]'s descriptor must keep naming the live one.
     conn: Mutex<Option<rusqlite::Connection>>,
     wal: Arc<Wal>,
+    /// The database file, for [`AcceptConn::sync_database`].
+    database: std::fs::File,
 }
 
 impl std::fmt::Debug for AcceptConn {
@@ -99,15 +101,26 @@ fn open_accept(db: &str) -> Result<AcceptConn> {
         r.get::<_, i64>(0)
     })?;
     let wal = Wal::open(PathBuf::from(format!("{db}-wal"))).map_err(sqlx::Error::Io)?;
+    let database = std::fs::OpenOptions::new()
+        .write(true)
+        .open(db)
+        .map_err(sqlx::Error::Io)?;
     Ok(AcceptConn {
         conn: Mutex::new(Some(conn)),
         wal: Arc::new(wal),
+        database,
     })
 }
 
 impl AcceptConn {
     pub(super) fn wal(&self) -> Arc<Wal> {
         self.wal.clone()
+    }
+
+    /// Flushes the database file: what checkpoints copied into it reaches the disk before the
+    /// checkpoint under the write lock, whose own flush then has little left to write.
+    pub(super) fn sync_database(&self) -> std::io::Result<()> {
+        self.database.sync_data()
     }
 
     pub(super) fn close(&self) {
