@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 pub use super::config::GuardConfig;
 pub use super::contain::contain;
 use super::policy::{Action, Judge};
-use super::signals::access::{KeyAccess, network_key};
+use super::signals::access::{KeyAccess, network_hash};
 use super::signals::content::{KeyContent, simhash};
 use super::signals::feedback::{Kind, Rates};
 use super::signals::novelty::{KeyNovelty, TenantMemory};
@@ -124,11 +124,11 @@ pub struct Guard {
 
 /// A cap on a key's rate, except from the networks it was used from before the suspicion
 /// began: a stolen key used from a new network is slowed down, its owner is not.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Throttle {
     rate: f64,
     until: i64,
-    spared: Arc<std::collections::HashSet<u64>>,
+    spared: std::collections::HashSet<u64>,
 }
 
 impl Guard {
@@ -186,7 +186,7 @@ impl Guard {
                     Throttle {
                         rate,
                         until: now + self.cfg.policy.memory_secs as i64 * 1000,
-                        spared: Arc::new(spared),
+                        spared,
                     },
                 );
         }
@@ -223,7 +223,7 @@ impl Guard {
         if self.clock.now_ms() >= th.until {
             return None;
         }
-        let spared = ip.is_some_and(|ip| th.spared.contains(&network_key(ip)));
+        let spared = ip.is_some_and(|ip| th.spared.contains(&network_hash(ip)));
         (!spared).then_some(th.rate)
     }
 

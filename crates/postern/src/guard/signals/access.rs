@@ -26,8 +26,9 @@ const AGENTS_CAP: usize = 64;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// A hash of the network an address belongs to (no allocation: this runs on every use).
-fn network_hash(ip: IpAddr) -> u64 {
+/// A hash of the network (the /24 or /64) an address belongs to, the key it is remembered by
+/// (no allocation: this runs on every use).
+pub fn network_hash(ip: IpAddr) -> u64 {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -79,11 +80,6 @@ impl Default for KeyAccess {
             refusals: Ring::new(60_000),
         }
     }
-}
-
-/// The hash a network (the /24 or /64 of `ip`) is remembered by.
-pub fn network_key(ip: IpAddr) -> u64 {
-    network_hash(ip)
 }
 
 impl KeyAccess {
