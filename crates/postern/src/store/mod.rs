@@ -566,11 +566,7 @@ impl Store {
             }
         }
         if let Some(accept) = &db.accept {
-            let accept = accept.clone();
-            tokio::task::spawn_blocking(move || accept.sync_database())
-                .await
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))?
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            accept.sync_database().await?;
         }
         let _w = db.writer.lock().await;
         checkpoint(&mut c).await
@@ -761,15 +757,8 @@ impl Store {
             ..
         }) = self
         {
-            let wal = accept.wal();
-            let (accept, writer, batch) = (accept.clone(), writer.clone(), batch.to_vec());
-            let answers = tokio::task::spawn_blocking(move || {
-                let _w = writer.blocking_lock();
-                accept.insert(&batch)
-            })
-            .await
-            .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))??;
-            return Ok((answers, Pending::WalSync(wal)));
+            let answers = accept.insert_locked(writer, batch.to_vec()).await?;
+            return Ok((answers, Pending::WalSync(accept.wal())));
         }
         Ok((self.insert_committed(batch).await?, Pending::Durable))
     }

@@ -21,6 +21,9 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
     {
         std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
     }
+    // No ping before handing out a connection (`test_before_acquire`): a connection to a
+    // local file has no peer to lose, and the ping is one more round trip to the
+    // connection's worker thread on every query.
     Ok(SqlitePoolOptions::new()
         .max_connections(4)
         .test_before_acquire(false)
@@ -71,10 +74,7 @@ pub(super) async fn connect_accept(
         sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
             .fetch_one(pool)
             .await?;
-    let conn = tokio::task::spawn_blocking(move || open_accept(&db))
-        .await
-        .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))??;
-    Ok(Some(Arc::new(conn)))
+    Ok(Some(Arc::new(blocking(move || open_accept(&db)).await?)))
 }
 
 fn open_accept(db: &str) -> Result<AcceptConn> {
@@ -83,12 +83,11 @@ fn open_accept(db: &str) -> Result<AcceptConn> {
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = memory; \
-         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0; \
-         PRAGMA journal_size_limit = 268435456;",
-    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    for (k, v) in PRAGMAS {
+        conn.pragma_update(None, k, v)?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(
@@ -119,8 +118,23 @@ impl AcceptConn {
 
     /// Flushes the database file: what checkpoints copied into it reaches the disk before the
     /// checkpoint under the write lock, whose own flush then has little left to write.
-    pub(super) fn sync_database(&self) -> std::io::Result<()> {
-        self.database.sync_data()
+    pub(super) async fn sync_database(self: &Arc<Self>) -> Result<()> {
+        let this = self.clone();
+        blocking(move || Ok(this.database.sync_data().map_err(sqlx::Error::Io)?)).await
+    }
+
+    /// [`AcceptConn::insert`] on a blocking thread, holding the store's write lock.
+    pub(super) async fn insert_locked(
+        self: &Arc<Self>,
+        writer: &Arc<tokio::sync::Mutex<()>>,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Inserted>> {
+        let (this, writer) = (self.clone(), writer.clone());
+        blocking(move || {
+            let _w = writer.blocking_lock();
+            this.insert(&batch)
+        })
+        .await
     }
 
     pub(super) fn close(&self) {
@@ -290,25 +304,35 @@ fn file_path(url: &str) -> Option<&str> {
     (!url.contains("mode=memory")).then_some(path)
 }
 
-// Both pools skip sqlx's ping before handing out a connection (`test_before_acquire`): a
-// connection to a local file has no peer to lose, and the ping is one more round trip to the
-// connection's worker thread on every query, a sixth of an accept batch's.
-
 fn options(url: &str) -> Result<SqliteConnectOptions> {
-    Ok(SqliteConnectOptions::from_str(url)?
+    let opts = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true)
-        .pragma("temp_store", "memory")
-        .pragma("cache_size", "-65536")
-        // Checkpoints run from a background task (Store::checkpoint), so the fsync of the
-        // database file never lands inside an accept's commit.
-        .pragma("wal_autocheckpoint", "0")
-        // A log that grew past this (a burst while a long read held its frames) is cut back
-        // to it when it restarts; in steady use it stays below, reused from its start.
-        .pragma("journal_size_limit", "268435456"))
+        .busy_timeout(BUSY_TIMEOUT);
+    Ok(PRAGMAS.iter().fold(opts, |o, (k, v)| o.pragma(*k, *v)))
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every connection's settings, the sqlx pool's and the accepts' alike.
+const PRAGMAS: [(&str, &str); 5] = [
+    ("foreign_keys", "ON"),
+    ("temp_store", "memory"),
+    ("cache_size", "-65536"),
+    // Checkpoints run from a background task (Store::checkpoint), so the fsync of the
+    // database file never lands inside an accept's commit.
+    ("wal_autocheckpoint", "0"),
+    // A log that grew past this (a burst while a long read held its frames) is cut back to it
+    // when it restarts; in steady use it stays below, reused from its start.
+    ("journal_size_limit", "268435456"),
+];
+
+/// Runs blocking SQLite or file work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))?
 }
 
 /// One node owns an SQLite file, so a plain UPDATE … RETURNING is an atomic claim.
