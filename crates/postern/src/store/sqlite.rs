@@ -151,9 +151,9 @@ impl AcceptConn {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
         {
-            let mut claim = tx.prepare_cached(super::CLAIM_IDEMPOTENCY)?;
-            let mut first = tx.prepare_cached(super::FIRST_ANSWER)?;
-            for i in super::claim_order(batch) {
+            let mut claim = tx.prepare_cached(super::accept::CLAIM_IDEMPOTENCY)?;
+            let mut first = tx.prepare_cached(super::accept::FIRST_ANSWER)?;
+            for i in super::accept::claim_order(batch) {
                 let m = &batch[i];
                 let Some((key, hash)) = &m.idempotency else {
                     continue;
@@ -163,7 +163,7 @@ impl AcceptConn {
                     key,
                     m.id,
                     hash,
-                    super::initial_status(m),
+                    super::accept::initial_status(m),
                     m.created_at
                 ])? == 1;
                 if !won {
@@ -171,7 +171,11 @@ impl AcceptConn {
                         Some(first.query_row(rusqlite::params![m.tenant_id, key], |r| {
                             let (id, first_hash, status): (String, String, String) =
                                 (r.get(0)?, r.get(1)?, r.get(2)?);
-                            Ok(super::repeat_answer(id, &first_hash == hash, status))
+                            Ok(super::accept::repeat_answer(
+                                id,
+                                &first_hash == hash,
+                                status,
+                            ))
                         })?);
                 }
             }
@@ -197,13 +201,13 @@ impl AcceptConn {
                 }
             }
         }
-        let planned: Vec<super::Planned> = fresh
+        let planned: Vec<super::accept::Planned> = fresh
             .iter()
-            .map(|m| super::Planned::new(m, &suppressed))
+            .map(|m| super::accept::Planned::new(m, &suppressed))
             .collect();
         {
-            let mut message = tx.prepare_cached(super::INSERT_MESSAGE_ROW)?;
-            let mut event = tx.prepare_cached(super::INSERT_EVENT_ROW)?;
+            let mut message = tx.prepare_cached(super::accept::INSERT_MESSAGE_ROW)?;
+            let mut event = tx.prepare_cached(super::accept::INSERT_EVENT_ROW)?;
             for p in &planned {
                 let m = p.msg;
                 message.execute(rusqlite::params![
@@ -236,14 +240,14 @@ impl AcceptConn {
                     ])?;
                 }
             }
-            let mut mark = tx.prepare_cached(super::MARK_KEY_SUPPRESSED)?;
+            let mut mark = tx.prepare_cached(super::accept::MARK_KEY_SUPPRESSED)?;
             for p in planned.iter().filter(|p| p.status == "suppressed") {
                 if let Some((key, _)) = &p.msg.idempotency {
                     mark.execute(rusqlite::params![p.msg.tenant_id, key])?;
                 }
             }
         }
-        let answers = super::answers_of(batch, answers, &planned);
+        let answers = super::accept::answers_of(batch, answers, &planned);
         tx.commit()?;
         Ok(answers)
     }
