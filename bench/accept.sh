@@ -23,11 +23,19 @@ build --example bare_axum
 build_openloop
 write_body "$WORK/body.json"
 
+# Group commits per flush of SQLite's log (one flush covers every commit made before it began);
+# "-" where the commit is its own flush (PostgreSQL).
+commits_per_flush() { # commits_per_flush METRICS_FILE
+  local f; f=$(from_snapshot "$1" postern_accept_log_flushes_total)
+  if [ "$(calc "int($f)")" = 0 ]; then echo -; else
+    calc "round($(from_snapshot "$1" postern_accept_commit_batch_size_count) / $f, 2)"; fi
+}
+
 run_wrk() { # run_wrk URL LUA SECS: wrk output to stdout
   wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s "$1" --latency "$3"
 }
 
-declare -A RPS P99 NON2XX SOCKERR REQS ACCEPTED DELIVERED BACKLOG BATCH
+declare -A RPS P99 NON2XX SOCKERR REQS ACCEPTED DELIVERED BACKLOG BATCH PERFLUSH
 declare -A H_OFFERED H_RPS H_P50 H_P99 H_P999 H_MAX H_NON2XX H_ERR
 DBS=()
 CLEANUP_HOOKS+=('for d in "${DBS[@]:-}"; do [ -n "$d" ] && pg_dropdb "$d"; done')
@@ -68,6 +76,7 @@ for backend in sqlite postgres; do
   DELIVERED[$backend]=$(from_snapshot "$m" 'postern_queue_messages{status="delivered"}')
   BACKLOG[$backend]=$(calc "int(${ACCEPTED[$backend]} - ${DELIVERED[$backend]})")
   BATCH[$backend]=$(calc "round($(from_snapshot "$m" postern_accept_commit_batch_size_sum) / max(1, $(from_snapshot "$m" postern_accept_commit_batch_size_count)), 1)")
+  PERFLUSH[$backend]=$(commits_per_flush "$m")
   log "$backend: ${RPS[$backend]} req/s, non-2xx ${NON2XX[$backend]}, socket errors ${SOCKERR[$backend]}; accepted ${ACCEPTED[$backend]}, delivered ${DELIVERED[$backend]}, backlog ${BACKLOG[$backend]}"
   half=$(calc "round(${RPS[$backend]} / 2)")
   log "open loop at $half req/s (half of max) for ${SECS}s on postern ($backend)"
@@ -93,6 +102,7 @@ for backend in sqlite postgres; do
   ACCEPTED[$t]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}'); DELIVERED[$t]=0
   BACKLOG[$t]=${ACCEPTED[$t]}
   BATCH[$t]=$(calc "round($(from_snapshot "$m" postern_accept_commit_batch_size_sum) / max(1, $(from_snapshot "$m" postern_accept_commit_batch_size_count)), 1)")
+  PERFLUSH[$t]=$(commits_per_flush "$m")
   log "$t: ${RPS[$t]} req/s, non-2xx ${NON2XX[$t]}, socket errors ${SOCKERR[$t]}"
   half=$(calc "round(${RPS[$t]} / 2)")
   log "open loop at $half req/s (half of max) for ${SECS}s on postern ($t)"
@@ -129,11 +139,11 @@ log "one append + fdatasync at a time: $FSYNC"
 
 echo
 echo "== accept: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${SECS}s, ~1 KiB JSON body, same machine, same run =="
-printf "%-20s %11s %9s %9s %7s %9s | %9s %9s %8s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit"
+printf "%-20s %11s %9s %9s %7s %9s | %9s %9s %8s %7s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit" "commit/flush"
 for t in sqlite postgres bare sqlite-off postgres-off; do
   case $t in bare) name="bare axum";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
-  if [ "$t" = bare ]; then extra="$(printf "%9s %9s %8s %7s" - - - -)"; else
-    extra="$(printf "%9s %9s %8s %7s" "${ACCEPTED[$t]}" "${DELIVERED[$t]}" "${BACKLOG[$t]}" "${BATCH[$t]}")"; fi
+  if [ "$t" = bare ]; then extra="$(printf "%9s %9s %8s %7s %7s" - - - - -)"; else
+    extra="$(printf "%9s %9s %8s %7s %7s" "${ACCEPTED[$t]}" "${DELIVERED[$t]}" "${BACKLOG[$t]}" "${BATCH[$t]}" "${PERFLUSH[$t]}")"; fi
   printf "%-20s %11s %9s %9s %7s %9s | %s\n" "$name" "${RPS[$t]}" "$(calc "round(${RPS[$t]} / ${RPS[bare]}, 3)")" \
     "${P99[$t]}" "${NON2XX[$t]}" "${SOCKERR[$t]}" "$extra"
 done

@@ -106,7 +106,11 @@ fn mailbox(field: &'static str, raw: &str) -> Result<(Mailbox, EmailAddress), Co
 }
 
 pub fn new_message_id(hostname: &str) -> String {
-    format!("<{}@{}>", uuid::Uuid::now_v7().simple(), hostname)
+    format!(
+        "<{}@{}>",
+        crate::domain::new_message_uuid().simple(),
+        hostname
+    )
 }
 
 /// Builds the MIME message for a JSON send request.

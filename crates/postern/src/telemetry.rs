@@ -20,6 +20,7 @@ struct Inner {
     outcomes_written: Counter,
     commit_batch: Histogram,
     commit_seconds: Histogram,
+    log_flushes: Counter,
     queue_depth: Family<Labels, Gauge>,
     http_requests: Family<Labels, Counter>,
     accept_seconds: Histogram,
@@ -77,6 +78,12 @@ impl Metrics {
             "postern_accept_commit_seconds",
             "Duration of one group commit",
             commit_seconds.clone(),
+        );
+        let log_flushes = Counter::default();
+        registry.register(
+            "postern_accept_log_flushes",
+            "Flushes of SQLite's write-ahead log by the group commit (one covers every commit made before it began)",
+            log_flushes.clone(),
         );
         let queue_depth = Family::<Labels, Gauge>::default();
         registry.register(
@@ -161,6 +168,7 @@ impl Metrics {
             outcomes_written,
             commit_batch,
             commit_seconds,
+            log_flushes,
             queue_depth,
             http_requests,
             accept_seconds,
@@ -195,6 +203,10 @@ impl Metrics {
 
     pub fn completed(&self, n: usize) {
         self.0.outcomes_written.inc_by(n as u64);
+    }
+
+    pub fn log_flushed(&self) {
+        self.0.log_flushes.inc();
     }
 
     pub fn observe_commit(&self, batch: usize, took: Duration) {

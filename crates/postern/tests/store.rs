@@ -395,20 +395,42 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
         .unwrap();
     let t = s.create_tenant("acme", 1).await.unwrap();
     let m = msg(&t.id, 1, None);
-    let (answers, pending) = s
-        .insert_messages_deferred(std::slice::from_ref(&m))
-        .await
-        .unwrap();
-    assert!(matches!(pending, postern::store::Pending::WalSync(_)));
+    let (back, answers, pending) = s.insert_messages_deferred(vec![m.clone()]).await.unwrap();
+    assert!(matches!(pending, postern::store::Pending::WalSync(..)));
+    assert_eq!(back[0].id, m.id, "the batch comes back as it went");
     assert!(matches!(&answers[0], Inserted::New { id, .. } if *id == m.id));
-    pending.wait().await.unwrap();
+    assert!(pending.wait().await.unwrap(), "nothing had flushed it yet");
     assert_eq!(s.message(&t.id, &m.id).await.unwrap().status, "queued");
     assert!(real.join("t.db-wal").exists());
 
+    // Flushes are shared: waiting for the later of two commits flushes the log once, and that
+    // flush covers the earlier one too. A commit made after it needs a flush of its own.
+    let (_, _, first) = s
+        .insert_messages_deferred(vec![msg(&t.id, 11, None)])
+        .await
+        .unwrap();
+    let (_, _, second) = s
+        .insert_messages_deferred(vec![msg(&t.id, 12, None)])
+        .await
+        .unwrap();
+    assert!(
+        second.wait().await.unwrap(),
+        "the later commit's wait flushes"
+    );
+    assert!(!first.wait().await.unwrap(), "covered by that flush");
+    let (_, _, third) = s
+        .insert_messages_deferred(vec![msg(&t.id, 13, None)])
+        .await
+        .unwrap();
+    assert!(
+        third.wait().await.unwrap(),
+        "made after the flush, so not covered by it"
+    );
+
     // The log gone from under the store: the flush must fail, not report success.
     std::fs::rename(real.join("t.db-wal"), real.join("moved")).unwrap();
-    let (_, pending) = s
-        .insert_messages_deferred(&[msg(&t.id, 2, None)])
+    let (_, _, pending) = s
+        .insert_messages_deferred(vec![msg(&t.id, 2, None)])
         .await
         .unwrap();
     let err = pending.wait().await.unwrap_err();
@@ -418,11 +440,12 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
     let pg = common::PgDb::create();
     let p = Store::connect(&pg.url).await.unwrap();
     let t = p.create_tenant("acme", 1).await.unwrap();
-    let (_, pending) = p
-        .insert_messages_deferred(&[msg(&t.id, 3, None)])
+    let (_, _, pending) = p
+        .insert_messages_deferred(vec![msg(&t.id, 3, None)])
         .await
         .unwrap();
     assert!(matches!(pending, postern::store::Pending::Durable));
+    assert!(!pending.wait().await.unwrap(), "nothing left to flush");
 }
 
 /// The log SQLite reads as mxFrame: frames written since it last started over.

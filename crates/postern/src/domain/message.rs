@@ -98,3 +98,33 @@ impl EventKind {
         }
     }
 }
+
+/// A new time-ordered id (UUID version 7: 48 bits of Unix milliseconds, then 74 random bits).
+///
+/// `uuid::Uuid::now_v7` reads the OS random source (`getrandom`) for each id: a system call
+/// per id, two per accepted message (its id and its Message-ID). The random bits come from
+/// rand's thread-local CSPRNG (seeded from the OS) instead, laid out by uuid's own builder.
+/// Ids made in the same millisecond are unordered among themselves; nothing relies on more.
+pub fn new_message_uuid() -> uuid::Uuid {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random::<[u8; 10]>()).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_message_uuid;
+
+    #[test]
+    fn message_uuids_are_version_7_distinct_and_ordered_by_time() {
+        let a = new_message_uuid();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_message_uuid();
+        assert_eq!(a.get_version_num(), 7);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        assert!(a < b, "a later millisecond sorts later: {a} {b}");
+        let many: std::collections::HashSet<_> = (0..10_000).map(|_| new_message_uuid()).collect();
+        assert_eq!(many.len(), 10_000);
+    }
+}

@@ -10,5 +10,5 @@ mod tenant;
 pub use address::{AddressError, EmailAddress};
 pub use key::{ApiKeyId, ApiKeySecret, KeyError, KeyMode};
 pub use key_policy::KeyPolicy;
-pub use message::{EventKind, MessageStatus, RecipientState};
+pub use message::{EventKind, MessageStatus, RecipientState, new_message_uuid};
 pub use tenant::{TenantError, TenantName};

@@ -139,7 +139,7 @@ async fn send_inner(
         .await?;
     let now = st.clock.now_ms();
     let msg = NewMessage {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_message_uuid().to_string(),
         tenant_id: who.tenant_id,
         key_id: Some(who.key_id),
         source: "http",

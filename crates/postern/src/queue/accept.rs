@@ -86,11 +86,10 @@ pub fn held_because(p: &Pause) -> String {
     format!("held: {what} paused by {}: {}", p.actor, p.reason)
 }
 
-/// Batches committing or flushing but not yet answered. Concurrent flushes of SQLite's log
-/// cost little more than one (the later ones find most pages already clean), and letting a
-/// commit's flush start at once instead of behind the previous one halves an accept's wait;
-/// the bound makes a stalled disk stop the intake (callers wait on the channel) instead of
-/// piling batches up in memory.
+/// Batches committing or flushing but not yet answered. On SQLite one flush of the log runs at
+/// a time and covers every batch committed before it began (`store::sqlite::Wal::flush_through`),
+/// so the batches that commit while it runs share the next one; the bound makes a stalled disk
+/// stop the intake (callers wait on the channel) instead of piling batches up in memory.
 const IN_FLIGHT_BATCHES: usize = 8;
 
 /// Group commits in flight at once: SQLite has one writer (its flush runs after, see
@@ -130,13 +129,14 @@ async fn writer(
         let (store, wake, metrics) = (store.clone(), wake.clone(), metrics.clone());
         in_flight.spawn(async move {
             let started = std::time::Instant::now();
-            let result = store.insert_messages_deferred(&msgs).await;
+            let n = msgs.len();
+            let result = store.insert_messages_deferred(msgs).await;
             drop(permit);
-            let (answers, pending) = match result {
+            let (msgs, answers, pending) = match result {
                 Ok(done) => done,
                 Err(e) => {
-                    metrics.observe_commit(msgs.len(), started.elapsed());
-                    tracing::error!(error = %e, batch = msgs.len(), "group commit failed; answering every message in it with an error");
+                    metrics.observe_commit(n, started.elapsed());
+                    tracing::error!(error = %e, batch = n, "group commit failed; answering every message in it with an error");
                     let e = AcceptError::Store(e.to_string());
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
@@ -144,13 +144,17 @@ async fn writer(
                     return;
                 }
             };
-            if let Err(e) = pending.wait().await {
-                // The commit is visible but may not be on the disk, and nobody can say which
-                // part of it survives. As PostgreSQL does on a failed fsync, stop: after a
-                // restart the database is whatever the disk holds, and the clients, never
-                // answered, retry with their idempotency keys. Either answer here could be a lie.
-                tracing::error!(error = %e, batch = msgs.len(), "flushing the write-ahead log failed; stopping");
-                std::process::abort();
+            match pending.wait().await {
+                Ok(true) => metrics.log_flushed(),
+                Ok(false) => {}
+                Err(e) => {
+                    // The commit is visible but may not be on the disk, and nobody can say which
+                    // part of it survives. As PostgreSQL does on a failed fsync, stop: after a
+                    // restart the database is whatever the disk holds, and the clients, never
+                    // answered, retry with their idempotency keys. Either answer here could be a lie.
+                    tracing::error!(error = %e, batch = n, "flushing the write-ahead log failed; stopping");
+                    std::process::abort();
+                }
             }
             metrics.observe_commit(msgs.len(), started.elapsed());
             answer(&metrics, &msgs, replies, answers);

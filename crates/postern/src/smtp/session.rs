@@ -509,7 +509,7 @@ impl<'a> Session<'a> {
         }
         let now = self.ctx.clock.now_ms();
         let msg = NewMessage {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::new_message_uuid().to_string(),
             tenant_id: who.tenant_id,
             key_id: Some(who.key_id),
             source: "smtp",

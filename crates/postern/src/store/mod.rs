@@ -87,19 +87,21 @@ pub enum Pending {
     /// The commit already reached the disk (PostgreSQL, an in-memory SQLite database).
     Durable,
     /// The commit is in SQLite's write-ahead log, not yet flushed.
-    WalSync(std::sync::Arc<sqlite::Wal>),
+    /// The number is the commit's own ([`sqlite::Wal::flush_through`]).
+    WalSync(std::sync::Arc<sqlite::Wal>, u64),
 }
 
 impl Pending {
-    /// Flushes the write-ahead log; everything committed to it before this call is then on
-    /// the disk. SQLite's `synchronous = FULL` would do the same flush inside the commit, with
-    /// the write lock held, so that no other commit can start while the disk works; done
-    /// here, after the lock is released, the next group commit runs while this one flushes.
-    pub async fn wait(self) -> std::io::Result<()> {
-        let Pending::WalSync(wal) = self else {
-            return Ok(());
+    /// Returns once the commit is on the disk: true if this wait flushed the write-ahead log
+    /// itself, false if an earlier flush covered it (or it was durable already). SQLite's
+    /// `synchronous = FULL` would flush inside the commit, with the write lock held, so that
+    /// no other commit could start while the disk works; done here, after the lock is
+    /// released, the next group commits run while this one flushes.
+    pub async fn wait(self) -> std::io::Result<bool> {
+        let Pending::WalSync(wal, commit) = self else {
+            return Ok(false);
         };
-        tokio::task::spawn_blocking(move || wal.flush())
+        tokio::task::spawn_blocking(move || wal.flush_through(commit))
             .await
             .map_err(std::io::Error::other)?
     }

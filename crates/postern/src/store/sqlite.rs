@@ -123,16 +123,18 @@ impl AcceptConn {
         blocking(move || Ok(this.database.sync_data().map_err(sqlx::Error::Io)?)).await
     }
 
-    /// [`AcceptConn::insert`] on a blocking thread, holding the store's write lock.
+    /// [`AcceptConn::insert`] on a blocking thread, holding the store's write lock; hands the
+    /// batch back with the answers and the commit's number.
     pub(super) async fn insert_locked(
         self: &Arc<Self>,
         writer: &Arc<tokio::sync::Mutex<()>>,
         batch: Vec<NewMessage>,
-    ) -> Result<Vec<Inserted>> {
+    ) -> Result<(Vec<NewMessage>, Vec<Inserted>, u64)> {
         let (this, writer) = (self.clone(), writer.clone());
         blocking(move || {
             let _w = writer.blocking_lock();
-            this.insert(&batch)
+            let (answers, commit) = this.insert(&batch)?;
+            Ok((batch, answers, commit))
         })
         .await
     }
@@ -141,9 +143,10 @@ impl AcceptConn {
         self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    /// One group commit, the contract of [`super::Store::insert_messages`] without the flush.
-    /// Blocking; the caller holds the store's write lock.
-    pub(super) fn insert(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
+    /// One group commit, the contract of [`super::Store::insert_messages`] without the flush;
+    /// returns the commit's number for [`Wal::flush_through`]. Blocking; the caller holds the
+    /// store's write lock.
+    pub(super) fn insert(&self, batch: &[NewMessage]) -> Result<(Vec<Inserted>, u64)> {
         let mut held = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let conn = held
             .as_mut()
@@ -249,7 +252,7 @@ impl AcceptConn {
         }
         let answers = super::accept::answers_of(batch, answers, &planned);
         tx.commit()?;
-        Ok(answers)
+        Ok((answers, self.wal.committed()))
     }
 }
 
@@ -260,6 +263,10 @@ impl AcceptConn {
 pub struct Wal {
     path: PathBuf,
     file: Mutex<Arc<std::fs::File>>,
+    /// Commits made on the accepts' connection, numbered as they return.
+    commits: std::sync::atomic::AtomicU64,
+    /// Held while a flush runs; the number of the last commit the last finished flush covered.
+    flushed: Mutex<u64>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -274,7 +281,34 @@ impl Wal {
         Ok(Self {
             path,
             file: Mutex::new(Arc::new(file)),
+            commits: std::sync::atomic::AtomicU64::new(0),
+            flushed: Mutex::new(0),
         })
+    }
+
+    /// Numbers a commit that has just returned on the accepts' connection.
+    fn committed(&self) -> u64 {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// Makes commit number `commit` durable (blocking); true if this call flushed the log.
+    ///
+    /// One flush at a time, each covering every commit that had returned when it began. A
+    /// batch whose commit an earlier flush covered returns without flushing: while one flush
+    /// runs, the batches committed behind it wait and then share the next one, instead of each
+    /// sending a flush of its own to the disk. A commit is counted only after it returned, so
+    /// a flush never claims one whose frames it may not have seen.
+    pub fn flush_through(&self, commit: u64) -> std::io::Result<bool> {
+        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+        if *flushed >= commit {
+            return Ok(false);
+        }
+        let covered = self.commits.load(std::sync::atomic::Ordering::SeqCst);
+        self.flush()?;
+        *flushed = covered;
+        Ok(true)
     }
 
     /// Flushes the log to the disk (blocking).
