@@ -435,6 +435,15 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
         .unwrap();
     let err = pending.wait().await.unwrap_err();
     assert!(err.to_string().contains("write-ahead log"), "{err}");
+    // And it stays failed: with the log back in place, a later commit is still not taken as
+    // flushed (a second fdatasync after a write-back error can succeed without the data).
+    std::fs::rename(real.join("moved"), real.join("t.db-wal")).unwrap();
+    let (_, _, pending) = s
+        .insert_messages_deferred(vec![msg(&t.id, 4, None)])
+        .await
+        .unwrap();
+    let err = pending.wait().await.unwrap_err();
+    assert!(err.to_string().contains("an earlier flush"), "{err}");
 
     // PostgreSQL's commit is its flush.
     let pg = common::PgDb::create();

@@ -258,15 +258,27 @@ impl AcceptConn {
 
 /// A descriptor on the write-ahead log, opened once: Linux reports a write-back error to the
 /// descriptors open when it happened, so one opened just to flush could miss an error that
-/// SQLite's own descriptor already consumed. Reopened only if the log is a new file (its
-/// inode changed).
+/// SQLite's own descriptor already consumed.
 pub struct Wal {
     path: PathBuf,
-    file: Mutex<Arc<std::fs::File>>,
+    file: std::fs::File,
+    /// The log's inode when it was opened: SQLite keeps the same file while any connection is
+    /// open, so another file at the path means something outside replaced it.
+    inode: u64,
     /// Commits made on the accepts' connection, numbered as they return.
     commits: std::sync::atomic::AtomicU64,
-    /// Held while a flush runs; the number of the last commit the last finished flush covered.
-    flushed: Mutex<u64>,
+    /// Held while a flush runs: what the last successful flush covered, or why one failed.
+    flushed: Mutex<Flushed>,
+}
+
+#[derive(Default)]
+struct Flushed {
+    /// The number of the last commit the last successful flush covered.
+    through: u64,
+    /// Set by a failed flush, and never cleared. Linux reports a write-back error once and
+    /// marks the pages clean, so a retry on the same descriptor would succeed without having
+    /// written them: after one failure no commit may be taken as durable.
+    failed: Option<String>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -277,12 +289,15 @@ impl std::fmt::Debug for Wal {
 
 impl Wal {
     fn open(path: PathBuf) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
         let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let inode = file.metadata()?.ino();
         Ok(Self {
             path,
-            file: Mutex::new(Arc::new(file)),
+            file,
+            inode,
             commits: std::sync::atomic::AtomicU64::new(0),
-            flushed: Mutex::new(0),
+            flushed: Mutex::new(Flushed::default()),
         })
     }
 
@@ -299,32 +314,36 @@ impl Wal {
     /// batch whose commit an earlier flush covered returns without flushing: while one flush
     /// runs, the batches committed behind it wait and then share the next one, instead of each
     /// sending a flush of its own to the disk. A commit is counted only after it returned, so
-    /// a flush never claims one whose frames it may not have seen.
+    /// a flush never claims one whose frames it may not have seen. Once a flush has failed,
+    /// every later call fails too (see [`Flushed::failed`]).
     pub fn flush_through(&self, commit: u64) -> std::io::Result<bool> {
         let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
-        if *flushed >= commit {
+        if let Some(why) = &flushed.failed {
+            return Err(std::io::Error::other(format!(
+                "an earlier flush of the write-ahead log failed: {why}"
+            )));
+        }
+        if flushed.through >= commit {
             return Ok(false);
         }
         let covered = self.commits.load(std::sync::atomic::Ordering::SeqCst);
-        self.flush()?;
-        *flushed = covered;
+        if let Err(e) = self.flush() {
+            flushed.failed = Some(e.to_string());
+            return Err(e);
+        }
+        flushed.through = covered;
         Ok(true)
     }
 
     /// Flushes the log to the disk (blocking).
-    pub fn flush(&self) -> std::io::Result<()> {
+    fn flush(&self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match std::fs::metadata(&self.path) {
-            Ok(m) if m.ino() == file.metadata()?.ino() => file.sync_data(),
-            Ok(_) => {
-                let fresh = Arc::new(std::fs::OpenOptions::new().write(true).open(&self.path)?);
-                tracing::warn!(path = %self.path.display(), "the write-ahead log is a new file; flushing through a new descriptor");
-                *self.file.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-                // The old one may hold the frames of a commit made before the switch.
-                file.sync_data()?;
-                fresh.sync_data()
-            }
+            Ok(m) if m.ino() == self.inode => self.file.sync_data(),
+            Ok(_) => Err(std::io::Error::other(format!(
+                "the write-ahead log {} was replaced by another file: commits written to the old one cannot be recovered from the new one",
+                self.path.display()
+            ))),
             Err(e) => Err(std::io::Error::new(
                 e.kind(),
                 format!("the write-ahead log {} is gone: {e}", self.path.display()),
