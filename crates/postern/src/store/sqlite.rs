@@ -317,6 +317,15 @@ impl Wal {
     /// a flush never claims one whose frames it may not have seen. Once a flush has failed,
     /// every later call fails too (see [`Flushed::failed`]).
     pub fn flush_through(&self, commit: u64) -> std::io::Result<bool> {
+        self.flush_through_with(commit, || self.flush())
+    }
+
+    /// [`Wal::flush_through`] with the flush itself given (a test stages a commit inside it).
+    fn flush_through_with(
+        &self,
+        commit: u64,
+        flush: impl FnOnce() -> std::io::Result<()>,
+    ) -> std::io::Result<bool> {
         let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(why) = &flushed.failed {
             return Err(std::io::Error::other(format!(
@@ -327,7 +336,7 @@ impl Wal {
             return Ok(false);
         }
         let covered = self.commits.load(std::sync::atomic::Ordering::SeqCst);
-        if let Err(e) = self.flush() {
+        if let Err(e) = flush() {
             flushed.failed = Some(e.to_string());
             return Err(e);
         }
@@ -404,3 +413,40 @@ pub(super) fn claim_sql() -> String {
 
 pub(super) const SCHEMA_TYPES: [(&str, &str); 2] =
     [("{BLOB}", "BLOB"), ("{SERIAL}", "INTEGER PRIMARY KEY")];
+
+#[cfg(test)]
+mod tests {
+    use super::Wal;
+
+    /// A commit that returns while a flush runs is not counted as covered by it: the flush may
+    /// have begun before its frames were written.
+    #[test]
+    fn a_flush_covers_only_the_commits_that_returned_before_it_began() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db-wal");
+        std::fs::write(&path, b"").expect("log file");
+        let wal = Wal::open(path).expect("open");
+        let first = wal.committed();
+        let mut during = 0;
+        let flushed = wal.flush_through_with(first, || {
+            during = wal.committed();
+            Ok(())
+        });
+        assert!(
+            flushed.expect("flush"),
+            "nothing had flushed the first commit"
+        );
+        assert!(!wal.flush_through(first).expect("flush"), "covered");
+        assert!(
+            wal.flush_through(during).expect("flush"),
+            "returned after the flush began, so it needs one of its own"
+        );
+
+        // A failed flush fails every later one, even when the disk would now say yes.
+        let next = wal.committed();
+        let failed = wal.flush_through_with(next, || Err(std::io::Error::other("EIO")));
+        assert!(failed.is_err());
+        let again = wal.flush_through(next).expect_err("stays failed");
+        assert!(again.to_string().contains("an earlier flush"), "{again}");
+    }
+}
