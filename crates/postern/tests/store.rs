@@ -405,23 +405,14 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
 
     // Flushes are shared: waiting for the later of two commits flushes the log once, and that
     // flush covers the earlier one too. A commit made after it needs a flush of its own.
-    let (_, _, first) = s
-        .insert_messages_deferred(vec![msg(&t.id, 11, None)])
-        .await
-        .unwrap();
-    let (_, _, second) = s
-        .insert_messages_deferred(vec![msg(&t.id, 12, None)])
-        .await
-        .unwrap();
+    let first = commit_one(&s, &t.id, 11).await;
+    let second = commit_one(&s, &t.id, 12).await;
     assert!(
         second.wait().await.unwrap(),
         "the later commit's wait flushes"
     );
     assert!(!first.wait().await.unwrap(), "covered by that flush");
-    let (_, _, third) = s
-        .insert_messages_deferred(vec![msg(&t.id, 13, None)])
-        .await
-        .unwrap();
+    let third = commit_one(&s, &t.id, 13).await;
     assert!(
         third.wait().await.unwrap(),
         "made after the flush, so not covered by it"
@@ -429,19 +420,13 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
 
     // The log gone from under the store: the flush must fail, not report success.
     std::fs::rename(real.join("t.db-wal"), real.join("moved")).unwrap();
-    let (_, _, pending) = s
-        .insert_messages_deferred(vec![msg(&t.id, 2, None)])
-        .await
-        .unwrap();
+    let pending = commit_one(&s, &t.id, 2).await;
     let err = pending.wait().await.unwrap_err();
     assert!(err.to_string().contains("write-ahead log"), "{err}");
     // And it stays failed: with the log back in place, a later commit is still not taken as
     // flushed (a second fdatasync after a write-back error can succeed without the data).
     std::fs::rename(real.join("moved"), real.join("t.db-wal")).unwrap();
-    let (_, _, pending) = s
-        .insert_messages_deferred(vec![msg(&t.id, 4, None)])
-        .await
-        .unwrap();
+    let pending = commit_one(&s, &t.id, 4).await;
     let err = pending.wait().await.unwrap_err();
     assert!(err.to_string().contains("an earlier flush"), "{err}");
 
@@ -449,12 +434,18 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
     let pg = common::PgDb::create();
     let p = Store::connect(&pg.url).await.unwrap();
     let t = p.create_tenant("acme", 1).await.unwrap();
-    let (_, _, pending) = p
-        .insert_messages_deferred(vec![msg(&t.id, 3, None)])
-        .await
-        .unwrap();
+    let pending = commit_one(&p, &t.id, 3).await;
     assert!(matches!(pending, postern::store::Pending::Durable));
     assert!(!pending.wait().await.unwrap(), "nothing left to flush");
+}
+
+/// Commits one message without waiting for the disk: what is left to make it durable.
+async fn commit_one(s: &Store, tenant: &str, n: usize) -> postern::store::Pending {
+    let (_, _, pending) = s
+        .insert_messages_deferred(vec![msg(tenant, n, None)])
+        .await
+        .unwrap();
+    pending
 }
 
 /// The log SQLite reads as mxFrame: frames written since it last started over.
