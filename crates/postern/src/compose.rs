@@ -100,9 +100,34 @@ fn mailbox(field: &'static str, raw: &str) -> Result<(Mailbox, EmailAddress), Co
         value: raw.to_owned(),
         reason,
     };
-    let mb = Mailbox::from_str(raw.trim()).map_err(|e| bad(e.to_string()))?;
-    let addr = EmailAddress::parse(mb.email.as_ref()).map_err(|e| bad(e.to_string()))?;
+    let raw = raw.trim();
+    if is_bare_dot_atom_address(raw) {
+        // A plain `local@domain` has no display name, comment or quoting for the RFC 2822
+        // mailbox grammar to read, so the address check alone decides. lettre's full mailbox
+        // parser was about a sixth of an accept's composing time; it still reads anything
+        // else. A property test below checks both ways agree on such strings.
+        let addr = EmailAddress::parse(raw).map_err(|e| bad(e.to_string()))?;
+        let email = lettre::Address::from_str(addr.as_str()).map_err(|e| bad(e.to_string()))?;
+        return Ok((Mailbox::new(None, email), addr));
+    }
+    full_mailbox(raw).map_err(bad)
+}
+
+/// Any mailbox (`Name <a@b.c>`, quoted local parts, comments) through lettre's RFC 2822 parser.
+fn full_mailbox(raw: &str) -> Result<(Mailbox, EmailAddress), String> {
+    let mb = Mailbox::from_str(raw).map_err(|e| e.to_string())?;
+    let addr = EmailAddress::parse(mb.email.as_ref()).map_err(|e| e.to_string())?;
     Ok((mb, addr))
+}
+
+/// True for `local@domain` written with RFC 5322 atom characters and dots only: one `@`, no
+/// space, quote, angle bracket, parenthesis or other special. Such a string is an addr-spec
+/// and nothing else in the mailbox grammar.
+pub fn is_bare_dot_atom_address(s: &str) -> bool {
+    const ATEXT_SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~.";
+    s.bytes().filter(|&b| b == b'@').count() == 1
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'@' || ATEXT_SPECIALS.contains(&b))
 }
 
 pub fn new_message_id(hostname: &str) -> String {
@@ -269,6 +294,41 @@ pub fn prepare_submission(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The shortcut for a bare `local@domain` accepts, refuses and renders exactly what
+        /// lettre's full mailbox parser does.
+        #[test]
+        fn bare_addresses_read_as_the_full_parser_reads_them(
+            raw in "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~@-]{0,20}@([a-z0-9-]{1,10}\\.[a-z]{2,5}|[a-z0-9.@-]{0,12})",
+        ) {
+            let fast = mailbox("to", &raw);
+            let full = full_mailbox(raw.trim());
+            prop_assert_eq!(fast.is_ok(), full.is_ok(), "{:?}: fast {:?} full {:?}", raw, fast, full);
+            if let (Ok((fm, fa)), Ok((m, a))) = (fast, full) {
+                prop_assert_eq!(fm.to_string(), m.to_string());
+                prop_assert_eq!(fa, a);
+            }
+        }
+    }
+
+    #[test]
+    fn bare_address_shortcut_covers_only_addr_specs() {
+        for yes in ["bob@example.org", "a.b+c@x.example", "o'neil@example.com"] {
+            assert!(is_bare_dot_atom_address(yes), "{yes}");
+        }
+        for no in [
+            "Bob <bob@example.org>",
+            "\"a b\"@x.org",
+            "a@b@c.org",
+            "a(c)@x.org",
+            "noat",
+            "a@[1.2.3.4]",
+        ] {
+            assert!(!is_bare_dot_atom_address(no), "{no}");
+        }
+    }
 
     fn req() -> SendMessageRequest {
         serde_json::from_str(r#"{"from":"App <app@example.com>","to":["a@example.org"],"bcc":["hidden@example.net"],"subject":"Hi","text":"hello"}"#).unwrap()

@@ -111,6 +111,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     }
     let metrics = Metrics::new();
     let wake = Arc::new(Notify::new());
+    store.set_flush_pacing(Duration::from_micros(cfg.queue.flush_pacing_us));
     let (acceptor, writer) = Acceptor::start(
         store.clone(),
         wake.clone(),

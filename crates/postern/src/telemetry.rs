@@ -185,10 +185,15 @@ impl Metrics {
     }
 
     pub fn accepted(&self, source: &str) {
+        self.accepted_n(source, 1);
+    }
+
+    /// `n` messages accepted at once (one group commit's, counted in one step).
+    pub fn accepted_n(&self, source: &str, n: u64) {
         self.0
             .accepted
             .get_or_create(&vec![("source".into(), source.into())])
-            .inc();
+            .inc_by(n);
     }
 
     pub fn delivery_outcome(&self, provider: &str, status: &str) {
@@ -315,6 +320,18 @@ impl Metrics {
 
     /// One message reached `outcome`; `provider` is `none` before any provider was involved.
     pub fn message(&self, tenant_id: &str, channel: &str, provider: &str, outcome: &str) {
+        self.messages_n(tenant_id, channel, provider, outcome, 1);
+    }
+
+    /// [`Metrics::message`] for `n` messages at once.
+    pub fn messages_n(
+        &self,
+        tenant_id: &str,
+        channel: &str,
+        provider: &str,
+        outcome: &str,
+        n: u64,
+    ) {
         self.0
             .messages
             .get_or_create(&vec![
@@ -323,7 +340,7 @@ impl Metrics {
                 ("provider".into(), provider.into()),
                 ("outcome".into(), outcome.into()),
             ])
-            .inc();
+            .inc_by(n);
     }
 
     /// After an attempt: its duration, the outcome, and for a delivery the time since accept.

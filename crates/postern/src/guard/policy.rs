@@ -220,8 +220,9 @@ impl Action {
 
 #[derive(Default)]
 struct ScopeState {
-    /// Active findings: signal → (when, score, evidence).
-    findings: HashMap<&'static str, (i64, f64, serde_json::Value)>,
+    /// Active findings: signal → (when, score, finding). The evidence is built from the
+    /// findings only when a decision is made (a finding can fire on every message).
+    findings: HashMap<&'static str, (i64, f64, Finding)>,
     /// The strongest action taken so far.
     acted: u8,
 }
@@ -262,8 +263,17 @@ impl Judge {
             // Quiet for a whole memory: what was done is done; judge afresh.
             s.acted = 0;
         }
-        s.findings
-            .insert(f.signal, (now, p.scores.of(f.signal), f.evidence()));
+        match s.findings.get_mut(f.signal) {
+            Some(entry) => {
+                entry.0 = now;
+                entry.1 = p.scores.of(f.signal);
+                entry.2.clone_from(f);
+            }
+            None => {
+                s.findings
+                    .insert(f.signal, (now, p.scores.of(f.signal), f.clone()));
+            }
+        }
         let score: f64 = s.findings.values().map(|(_, sc, _)| sc).sum();
         let action = match &f.scope {
             PauseScope::Key(_) => {
@@ -287,8 +297,10 @@ impl Judge {
             return None;
         }
         s.acted = action.rank();
-        let mut findings: Vec<_> = s.findings.values().map(|(_, _, e)| e.clone()).collect();
-        findings.sort_by(|a, b| a["signal"].as_str().cmp(&b["signal"].as_str()));
+        let mut findings: Vec<&Finding> = s.findings.values().map(|(_, _, f)| f).collect();
+        findings.sort_by_key(|f| f.signal);
+        let findings: Vec<serde_json::Value> =
+            findings.into_iter().map(Finding::evidence).collect();
         let since = s
             .findings
             .values()

@@ -98,10 +98,18 @@ impl Pending {
     /// no other commit could start while the disk works; done here, after the lock is
     /// released, the next group commits run while this one flushes.
     pub async fn wait(self) -> std::io::Result<bool> {
+        self.wait_turn(|| {}).await
+    }
+
+    /// [`Pending::wait`], calling `on_turn` as soon as the flush that covers this commit is
+    /// the next to begin (at once when there is nothing to flush): see
+    /// [`sqlite::Wal::flush_through`].
+    pub async fn wait_turn(self, on_turn: impl FnOnce() + Send + 'static) -> std::io::Result<bool> {
         let Pending::WalSync(wal, commit) = self else {
+            on_turn();
             return Ok(false);
         };
-        tokio::task::spawn_blocking(move || wal.flush_through(commit))
+        tokio::task::spawn_blocking(move || wal.flush_through(commit, on_turn))
             .await
             .map_err(std::io::Error::other)?
     }
@@ -347,6 +355,18 @@ impl Store {
         match self {
             Store::Sqlite(_) => "sqlite",
             Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Least time between the starts of two flushes of SQLite's log for accepts
+    /// ([`sqlite::Wal::set_pacing`]); nothing on PostgreSQL or in-memory SQLite.
+    pub fn set_flush_pacing(&self, pace: std::time::Duration) {
+        if let Store::Sqlite(SqliteDb {
+            accept: Some(accept),
+            ..
+        }) = self
+        {
+            accept.wal().set_pacing(pace);
         }
     }
 
