@@ -119,7 +119,8 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         metrics.clone(),
         pauses.clone(),
         guard.clone(),
-    );
+    )
+    .context("starting the group-commit writer")?;
     let keys = KeyAuthenticator::new(store.clone(), clock.clone()).with_guard(guard.clone());
     let usage_keys = keys.clone();
     let retry_window_ms = (cfg.queue.retry_window_secs * 1000) as i64;

@@ -1,10 +1,11 @@
-//! Group commit. Every accept, from HTTP or SMTP, goes through one writer task that gathers
+//! Group commit. Every accept, from HTTP or SMTP, goes through one writer that gathers
 //! whatever arrived while the previous commit was in flight and writes it in one transaction.
 //! Under load, one commit covers hundreds of messages; idle, a single message commits at once.
-//! An accept is answered only after its transaction has committed and reached the disk. On
-//! SQLite the flush of the write-ahead log runs after the commit, outside the write lock, so
-//! the next batch commits while the last one flushes; on PostgreSQL a few batches commit at
-//! once.
+//! An accept is answered only after its transaction has committed and reached the disk. On an
+//! SQLite file the writer is two threads of its own, one committing and one flushing the
+//! write-ahead log, so the next batch commits while the last one flushes ([`sqlite_writer`]);
+//! on PostgreSQL (and in-memory SQLite) it is a task, and on PostgreSQL a few batches commit
+//! at once.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::guard::{Guard, Pause, Pauses};
 use crate::providers::Channel;
-use crate::store::{Inserted, NewMessage, Store};
+use crate::store::{AcceptCommitter, Inserted, NewMessage, Pending, Store};
 use crate::telemetry::Metrics;
 
 struct Job {
@@ -37,7 +38,8 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    /// Starts the writer. It stops once every `Acceptor` clone is dropped and the channel has
+    /// Starts the writer: on an SQLite file two threads of its own ([`sqlite_writer`]),
+    /// otherwise a task. It stops once every `Acceptor` clone is dropped and the channel has
     /// drained, so nothing that was sent to it is left unanswered.
     pub fn start(
         store: Store,
@@ -46,10 +48,13 @@ impl Acceptor {
         metrics: Metrics,
         pauses: Pauses,
         guard: Option<Guard>,
-    ) -> (Self, JoinHandle<()>) {
+    ) -> std::io::Result<(Self, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
-        let handle = tokio::spawn(writer(store, rx, wake, max_batch, metrics));
-        (Self { tx, pauses, guard }, handle)
+        let handle = match store.accept_committer() {
+            Some(committer) => sqlite_writer(committer, rx, wake, max_batch, metrics)?,
+            None => tokio::spawn(writer(store, rx, wake, max_batch, metrics)),
+        };
+        Ok((Self { tx, pauses, guard }, handle))
     }
 
     /// Makes the message durable; a message that a pause covers is stored as held.
@@ -86,10 +91,9 @@ pub fn held_because(p: &Pause) -> String {
     format!("held: {what} paused by {}: {}", p.actor, p.reason)
 }
 
-/// Batches committing or flushing but not yet answered. On SQLite one flush of the log runs at
-/// a time and covers every batch committed before it began (`store::sqlite::Wal::flush_through`),
-/// so the batches that commit while it runs share the next one; the bound makes a stalled disk
-/// stop the intake (callers wait on the channel) instead of piling batches up in memory.
+/// Batches committing but not yet answered, in the task writer (PostgreSQL, in-memory SQLite);
+/// the bound makes a stalled database stop the intake (callers wait on the channel) instead of
+/// piling batches up in memory. The SQLite threads hold at most two.
 const IN_FLIGHT_BATCHES: usize = 8;
 
 /// Group commits in flight at once: SQLite has one writer (its flush runs after, see
@@ -110,18 +114,13 @@ async fn writer(
     metrics: Metrics,
 ) {
     let commits = Arc::new(tokio::sync::Semaphore::new(concurrent_commits(&store)));
-    // Held from a batch's commit until the flush that covers it is the next to begin: a new
-    // commit starts only then. One committed earlier would wait for that same flush anyway;
-    // later, it takes everything that arrived meanwhile, so there are fewer, larger commits.
-    let ahead = Arc::new(tokio::sync::Semaphore::new(concurrent_commits(&store)));
     let unanswered = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BATCHES));
     let mut in_flight = tokio::task::JoinSet::new();
     let mut jobs = Vec::with_capacity(max_batch);
     // A batch is whatever arrived while the commits before it held every permit.
     loop {
-        let (Ok(slot), Ok(turn), Ok(permit)) = (
+        let (Ok(slot), Ok(permit)) = (
             unanswered.clone().acquire_owned().await,
-            ahead.clone().acquire_owned().await,
             commits.clone().acquire_owned().await,
         ) else {
             break;
@@ -149,7 +148,7 @@ async fn writer(
                     return;
                 }
             };
-            match pending.wait_turn(move || drop(turn)).await {
+            match pending.wait().await {
                 Ok(true) => metrics.log_flushed(),
                 Ok(false) => {}
                 Err(e) => {
@@ -174,6 +173,99 @@ async fn writer(
     while let Some(done) = in_flight.join_next().await {
         log_panic(done);
     }
+}
+
+/// A batch committed on SQLite, on its way to the flusher.
+struct Committed {
+    msgs: Vec<NewMessage>,
+    replies: Vec<oneshot::Sender<Result<Inserted, AcceptError>>>,
+    answers: Vec<Inserted>,
+    pending: Pending,
+    started: std::time::Instant,
+}
+
+/// The group commit on an SQLite file, on two threads of its own instead of a task that sends
+/// each commit and each flush to the blocking pool: a commit thread takes whatever has arrived,
+/// commits it on the accepts' connection and hands it to a flush thread, which makes it durable
+/// and answers. Every hop between threads was a wake-up and a context switch, a sizeable part of
+/// an accept's CPU at moderate load.
+///
+/// The hand-over is a rendezvous (a channel of no capacity): it completes only when the flush
+/// thread is free for the batch, that is once the flush before it has ended. So the next commit
+/// starts when this batch's flush is next in line: one committed sooner would wait for that
+/// same flush anyway, one committed then takes everything that arrived meanwhile, and the
+/// flush (paced, [`crate::store::Store::set_flush_pacing`]) covers it too if it returned before
+/// the flush began.
+fn sqlite_writer(
+    committer: AcceptCommitter,
+    mut rx: mpsc::Receiver<Job>,
+    wake: Arc<Notify>,
+    max_batch: usize,
+    metrics: Metrics,
+) -> std::io::Result<JoinHandle<()>> {
+    let (to_flush, committed) = std::sync::mpsc::sync_channel::<Committed>(0);
+    let flush_metrics = metrics.clone();
+    let flusher = std::thread::Builder::new()
+        .name("postern-flush".into())
+        .spawn(move || {
+            // Ends once the commit thread has ended and every batch it handed over is answered.
+            for c in committed {
+                let n = c.msgs.len();
+                match c.pending.wait_blocking() {
+                    Ok(true) => flush_metrics.log_flushed(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // As in the task writer: the commit is visible but may not be on the
+                        // disk, and neither answer would be true. Stop.
+                        tracing::error!(error = %e, batch = n, "flushing the write-ahead log failed; stopping");
+                        std::process::abort();
+                    }
+                }
+                flush_metrics.observe_commit(n, c.started.elapsed());
+                answer(&flush_metrics, &c.msgs, c.replies, c.answers);
+                wake.notify_one();
+            }
+        })?;
+    let commit = std::thread::Builder::new()
+        .name("postern-commit".into())
+        .spawn(move || {
+            let mut jobs = Vec::with_capacity(max_batch);
+            // Ends when every `Acceptor` is gone and the channel is empty.
+            while rx.blocking_recv_many(&mut jobs, max_batch) > 0 {
+                let started = std::time::Instant::now();
+                let (msgs, replies): (Vec<NewMessage>, Vec<_>) =
+                    jobs.drain(..).map(|j| (j.msg, j.reply)).unzip();
+                match committer.insert(&msgs) {
+                    Ok((answers, pending)) => {
+                        let c = Committed { msgs, replies, answers, pending, started };
+                        if to_flush.send(c).is_err() {
+                            // The flush thread is gone (it panicked): the callers of this batch
+                            // and of every later one are told the server is shutting down.
+                            tracing::error!("the flush thread stopped; accepting no more");
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        metrics.observe_commit(msgs.len(), started.elapsed());
+                        tracing::error!(error = %e, batch = msgs.len(), "group commit failed; answering every message in it with an error");
+                        let e = AcceptError::Store(e.to_string());
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(tokio::task::spawn_blocking(move || {
+        for (name, thread) in [("commit", commit), ("flush", flusher)] {
+            if thread.join().is_err() {
+                tracing::error!(
+                    thread = name,
+                    "a group-commit thread panicked; its callers were told the server is shutting down"
+                );
+            }
+        }
+    }))
 }
 
 fn log_panic(done: Result<(), tokio::task::JoinError>) {

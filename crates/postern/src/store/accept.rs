@@ -221,6 +221,23 @@ impl Store {
         Ok((batch, answers, Pending::Durable))
     }
 
+    /// The accepts' own connection to an SQLite file, for a thread of its own that commits
+    /// without the async round trips ([`AcceptCommitter`]); `None` on PostgreSQL and for an
+    /// in-memory database.
+    pub fn accept_committer(&self) -> Option<AcceptCommitter> {
+        match self {
+            Store::Sqlite(SqliteDb {
+                accept: Some(conn),
+                writer,
+                ..
+            }) => Some(AcceptCommitter {
+                conn: conn.clone(),
+                writer: writer.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     async fn insert_committed(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
         let _w = self.write_lock().await;
         let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
@@ -294,5 +311,22 @@ impl Store {
             tx.commit().await?;
             Ok(answers)
         })
+    }
+}
+
+/// [`Store::insert_messages_deferred`] for a thread outside the async runtime: the same group
+/// commit on SQLite's accept connection, under the store's write lock, blocking.
+pub struct AcceptCommitter {
+    conn: std::sync::Arc<super::sqlite::AcceptConn>,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AcceptCommitter {
+    /// Commits the batch (blocking; never call it on an async thread). The answers are in the
+    /// batch's order; nothing may be answered as accepted before the [`Pending`] is waited for.
+    pub fn insert(&self, batch: &[NewMessage]) -> Result<(Vec<Inserted>, Pending)> {
+        let _w = self.writer.blocking_lock();
+        let (answers, commit) = self.conn.insert(batch)?;
+        Ok((answers, Pending::WalSync(self.conn.wal(), commit)))
     }
 }

@@ -20,6 +20,7 @@ mod sqlite;
 mod status;
 pub mod suppressions;
 
+pub use accept::AcceptCommitter;
 pub use admins::{AdminRecord, AdminTokenRecord, SessionRecord};
 pub use alerts::Alert;
 pub use console::{EventCount, HeldDetail};
@@ -98,20 +99,20 @@ impl Pending {
     /// no other commit could start while the disk works; done here, after the lock is
     /// released, the next group commits run while this one flushes.
     pub async fn wait(self) -> std::io::Result<bool> {
-        self.wait_turn(|| {}).await
-    }
-
-    /// [`Pending::wait`], calling `on_turn` as soon as the flush that covers this commit is
-    /// the next to begin (at once when there is nothing to flush): see
-    /// [`sqlite::Wal::flush_through`].
-    pub async fn wait_turn(self, on_turn: impl FnOnce() + Send + 'static) -> std::io::Result<bool> {
         let Pending::WalSync(wal, commit) = self else {
-            on_turn();
             return Ok(false);
         };
-        tokio::task::spawn_blocking(move || wal.flush_through(commit, on_turn))
+        tokio::task::spawn_blocking(move || wal.flush_through(commit))
             .await
             .map_err(std::io::Error::other)?
+    }
+
+    /// [`Pending::wait`] on the calling thread (blocking; never on an async thread).
+    pub fn wait_blocking(self) -> std::io::Result<bool> {
+        match self {
+            Pending::WalSync(wal, commit) => wal.flush_through(commit),
+            Pending::Durable => Ok(false),
+        }
     }
 }
 

@@ -336,23 +336,17 @@ impl Wal {
     /// sending a flush of its own to the disk. A commit is counted only after it returned, so
     /// a flush never claims one whose frames it may not have seen. Once a flush has failed,
     /// every later call fails too (see [`Flushed::failed`]).
-    ///
-    /// `on_turn` runs once this call holds the flush, before any pacing wait: the flush that
-    /// covers this commit is the next to begin (or it is covered already), so the acceptor may
-    /// start another commit, which the same flush may then cover too.
-    pub fn flush_through(&self, commit: u64, on_turn: impl FnOnce()) -> std::io::Result<bool> {
-        self.flush_through_with(commit, on_turn, || self.flush())
+    pub fn flush_through(&self, commit: u64) -> std::io::Result<bool> {
+        self.flush_through_with(commit, || self.flush())
     }
 
     /// [`Wal::flush_through`] with the flush itself given (a test stages a commit inside it).
     fn flush_through_with(
         &self,
         commit: u64,
-        on_turn: impl FnOnce(),
         flush: impl FnOnce() -> std::io::Result<()>,
     ) -> std::io::Result<bool> {
         let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
-        on_turn();
         if let Some(why) = &flushed.failed {
             return Err(std::io::Error::other(format!(
                 "an earlier flush of the write-ahead log failed: {why}"
@@ -467,34 +461,30 @@ mod tests {
         let wal = Wal::open(path).expect("open");
         let first = wal.committed();
         let mut during = 0;
-        let flushed = wal.flush_through_with(
-            first,
-            || {},
-            || {
-                during = wal.committed();
-                Ok(())
-            },
-        );
+        let flushed = wal.flush_through_with(first, || {
+            during = wal.committed();
+            Ok(())
+        });
         assert!(
             flushed.expect("flush"),
             "nothing had flushed the first commit"
         );
-        assert!(!wal.flush_through(first, || {}).expect("flush"), "covered");
+        assert!(!wal.flush_through(first).expect("flush"), "covered");
         assert!(
-            wal.flush_through(during, || {}).expect("flush"),
+            wal.flush_through(during).expect("flush"),
             "returned after the flush began, so it needs one of its own"
         );
 
         // A failed flush fails every later one, even when the disk would now say yes.
         let next = wal.committed();
-        let failed = wal.flush_through_with(next, || {}, || Err(std::io::Error::other("EIO")));
+        let failed = wal.flush_through_with(next, || Err(std::io::Error::other("EIO")));
         assert!(failed.is_err());
-        let again = wal.flush_through(next, || {}).expect_err("stays failed");
+        let again = wal.flush_through(next).expect_err("stays failed");
         assert!(again.to_string().contains("an earlier flush"), "{again}");
     }
 
-    /// Paced, a flush begins no sooner than the pace after the one before; the commit that
-    /// `on_turn` let start during the wait is covered by that same flush.
+    /// Paced, a flush begins no sooner than the pace after the one before, and covers the
+    /// commits that returned while it waited.
     #[test]
     fn paced_flushes_begin_apart_and_cover_the_commits_made_while_waiting() {
         use std::time::{Duration, Instant};
@@ -502,43 +492,42 @@ mod tests {
         let path = dir.path().join("t.db-wal");
         std::fs::write(&path, b"").expect("log file");
         let wal = Wal::open(path).expect("open");
-        let pace = Duration::from_millis(150);
+        let pace = Duration::from_secs(1);
         wal.set_pacing(pace);
 
-        let first = wal.committed();
         let mut began = Vec::new();
+        let first = wal.committed();
         assert!(
-            wal.flush_through_with(
-                first,
-                || {},
-                || {
-                    began.push(Instant::now());
-                    Ok(())
-                }
-            )
+            wal.flush_through_with(first, || {
+                began.push(Instant::now());
+                Ok(())
+            })
             .expect("flush")
         );
         let second = wal.committed();
-        let mut during = 0;
-        assert!(
-            wal.flush_through_with(
-                second,
-                || during = wal.committed(),
-                || {
+        let during = std::thread::scope(|s| {
+            // Returns while the second flush waits out the pace (a tenth of it in).
+            let late = s.spawn(|| {
+                std::thread::sleep(pace / 10);
+                wal.committed()
+            });
+            assert!(
+                wal.flush_through_with(second, || {
                     began.push(Instant::now());
                     Ok(())
-                },
-            )
-            .expect("flush")
-        );
+                })
+                .expect("flush")
+            );
+            late.join().expect("commit thread")
+        });
         assert!(
             began[1] - began[0] >= pace,
             "the second flush began {:?} after the first",
             began[1] - began[0]
         );
         assert!(
-            !wal.flush_through(during, || {}).expect("flush"),
-            "a commit that returned before the paced flush began is covered by it"
+            !wal.flush_through(during).expect("flush"),
+            "a commit that returned while the paced flush waited is covered by it"
         );
     }
 }
