@@ -451,14 +451,20 @@ pub(super) const SCHEMA_TYPES: [(&str, &str); 2] =
 mod tests {
     use super::Wal;
 
-    /// A commit that returns while a flush runs is not counted as covered by it: the flush may
-    /// have begun before its frames were written.
-    #[test]
-    fn a_flush_covers_only_the_commits_that_returned_before_it_began() {
+    /// A `Wal` on an empty log file in a directory of its own (kept alive by the caller).
+    fn empty_log() -> (tempfile::TempDir, Wal) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("t.db-wal");
         std::fs::write(&path, b"").expect("log file");
         let wal = Wal::open(path).expect("open");
+        (dir, wal)
+    }
+
+    /// A commit that returns while a flush runs is not counted as covered by it: the flush may
+    /// have begun before its frames were written.
+    #[test]
+    fn a_flush_covers_only_the_commits_that_returned_before_it_began() {
+        let (_dir, wal) = empty_log();
         let first = wal.committed();
         let mut during = 0;
         let flushed = wal.flush_through_with(first, || {
@@ -488,10 +494,7 @@ mod tests {
     #[test]
     fn paced_flushes_begin_apart_and_cover_the_commits_made_while_waiting() {
         use std::time::{Duration, Instant};
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("t.db-wal");
-        std::fs::write(&path, b"").expect("log file");
-        let wal = Wal::open(path).expect("open");
+        let (_dir, wal) = empty_log();
         let pace = Duration::from_secs(1);
         wal.set_pacing(pace);
 
