@@ -799,7 +799,7 @@ impl Config {
         if self.queue.flush_pacing_us > MAX_FLUSH_PACING_US {
             bail!(
                 "{}: [queue] flush_pacing_us is {}; at most {MAX_FLUSH_PACING_US} (every accept may wait that long)",
-                where_set(text, "queue"),
+                where_set(text, "queue.flush_pacing_us"),
                 self.queue.flush_pacing_us
             );
         }

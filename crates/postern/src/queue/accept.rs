@@ -207,7 +207,7 @@ fn sqlite_writer(
     let flush_metrics = metrics.clone();
     let flusher = std::thread::Builder::new()
         .name("postern-flush".into())
-        .spawn(move || {
+        .spawn(move || abort_on_panic("flush", move || {
             // Ends once the commit thread has ended and every batch it handed over is answered.
             for c in committed {
                 let n = c.msgs.len();
@@ -225,10 +225,10 @@ fn sqlite_writer(
                 answer(&flush_metrics, &c.msgs, c.replies, c.answers);
                 wake.notify_one();
             }
-        })?;
+        }))?;
     let commit = std::thread::Builder::new()
         .name("postern-commit".into())
-        .spawn(move || {
+        .spawn(move || abort_on_panic("commit", move || {
             let mut jobs = Vec::with_capacity(max_batch);
             // Ends when every `Acceptor` is gone and the channel is empty.
             while rx.blocking_recv_many(&mut jobs, max_batch) > 0 {
@@ -239,8 +239,9 @@ fn sqlite_writer(
                     Ok((answers, pending)) => {
                         let c = Committed { msgs, replies, answers, pending, started };
                         if to_flush.send(c).is_err() {
-                            // The flush thread is gone (it panicked): the callers of this batch
-                            // and of every later one are told the server is shutting down.
+                            // Unreachable while the flush thread lives, and a panic there
+                            // stops the process; were it gone, these callers would hear that
+                            // the server is shutting down.
                             tracing::error!("the flush thread stopped; accepting no more");
                             break;
                         }
@@ -255,17 +256,23 @@ fn sqlite_writer(
                     }
                 }
             }
-        })?;
+        }))?;
     Ok(tokio::task::spawn_blocking(move || {
-        for (name, thread) in [("commit", commit), ("flush", flusher)] {
-            if thread.join().is_err() {
-                tracing::error!(
-                    thread = name,
-                    "a group-commit thread panicked; its callers were told the server is shutting down"
-                );
-            }
-        }
+        // A panic in either aborts the process (abort_on_panic), so both end by returning.
+        let _ = commit.join();
+        let _ = flusher.join();
     }))
+}
+
+/// Runs a group-commit thread's loop; a panic in it stops the process. Without the thread no
+/// accept could be answered again (a node refusing everything while `/readyz` says ready), and
+/// a batch committed but not answered would be delivered while its callers heard the server
+/// was shutting down. As after a failed flush, a restart is the honest answer.
+fn abort_on_panic(name: &'static str, body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!(thread = name, "a group-commit thread panicked; stopping");
+        std::process::abort();
+    }
 }
 
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
