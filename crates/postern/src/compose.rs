@@ -123,7 +123,7 @@ fn full_mailbox(raw: &str) -> Result<(Mailbox, EmailAddress), String> {
 /// True for `local@domain` written with RFC 5322 atom characters and dots only: one `@`, no
 /// space, quote, angle bracket, parenthesis or other special. Such a string is an addr-spec
 /// and nothing else in the mailbox grammar.
-pub fn is_bare_dot_atom_address(s: &str) -> bool {
+fn is_bare_dot_atom_address(s: &str) -> bool {
     const ATEXT_SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~.";
     s.bytes().filter(|&b| b == b'@').count() == 1
         && s.bytes()

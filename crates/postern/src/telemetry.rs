@@ -184,10 +184,6 @@ impl Metrics {
         }))
     }
 
-    pub fn accepted(&self, source: &str) {
-        self.accepted_n(source, 1);
-    }
-
     /// `n` messages accepted at once (one group commit's, counted in one step).
     pub fn accepted_n(&self, source: &str, n: u64) {
         self.0

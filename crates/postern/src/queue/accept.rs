@@ -138,32 +138,11 @@ async fn writer(
             drop(permit);
             let (msgs, answers, pending) = match result {
                 Ok(done) => done,
-                Err(e) => {
-                    metrics.observe_commit(n, started.elapsed());
-                    tracing::error!(error = %e, batch = n, "group commit failed; answering every message in it with an error");
-                    let e = AcceptError::Store(e.to_string());
-                    for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                    return;
-                }
+                Err(e) => return refuse_batch(&metrics, n, started, &e, replies),
             };
-            match pending.wait().await {
-                Ok(true) => metrics.log_flushed(),
-                Ok(false) => {}
-                Err(e) => {
-                    // The commit is visible but may not be on the disk, and nobody can say which
-                    // part of it survives. As PostgreSQL does on a failed fsync, stop: after a
-                    // restart the database is whatever the disk holds, and the clients, never
-                    // answered, retry with their idempotency keys. Either answer here could be a lie.
-                    tracing::error!(error = %e, batch = n, "flushing the write-ahead log failed; stopping");
-                    std::process::abort();
-                }
-            }
-            metrics.observe_commit(msgs.len(), started.elapsed());
-            answer(&metrics, &msgs, replies, answers);
+            let flushed = pending.wait().await;
+            finish_batch(&metrics, &wake, started, flushed, &msgs, replies, answers);
             drop(slot);
-            wake.notify_one();
         });
         while let Some(done) = in_flight.try_join_next() {
             log_panic(done);
@@ -207,56 +186,55 @@ fn sqlite_writer(
     let flush_metrics = metrics.clone();
     let flusher = std::thread::Builder::new()
         .name("postern-flush".into())
-        .spawn(move || abort_on_panic("flush", move || {
-            // Ends once the commit thread has ended and every batch it handed over is answered.
-            for c in committed {
-                let n = c.msgs.len();
-                match c.pending.wait_blocking() {
-                    Ok(true) => flush_metrics.log_flushed(),
-                    Ok(false) => {}
-                    Err(e) => {
-                        // As in the task writer: the commit is visible but may not be on the
-                        // disk, and neither answer would be true. Stop.
-                        tracing::error!(error = %e, batch = n, "flushing the write-ahead log failed; stopping");
-                        std::process::abort();
-                    }
+        .spawn(move || {
+            abort_on_panic("flush", move || {
+                // Ends once the commit thread has ended and every batch it handed over is answered.
+                for c in committed {
+                    let flushed = c.pending.wait_blocking();
+                    finish_batch(
+                        &flush_metrics,
+                        &wake,
+                        c.started,
+                        flushed,
+                        &c.msgs,
+                        c.replies,
+                        c.answers,
+                    );
                 }
-                flush_metrics.observe_commit(n, c.started.elapsed());
-                answer(&flush_metrics, &c.msgs, c.replies, c.answers);
-                wake.notify_one();
-            }
-        }))?;
+            })
+        })?;
     let commit = std::thread::Builder::new()
         .name("postern-commit".into())
-        .spawn(move || abort_on_panic("commit", move || {
-            let mut jobs = Vec::with_capacity(max_batch);
-            // Ends when every `Acceptor` is gone and the channel is empty.
-            while rx.blocking_recv_many(&mut jobs, max_batch) > 0 {
-                let started = std::time::Instant::now();
-                let (msgs, replies): (Vec<NewMessage>, Vec<_>) =
-                    jobs.drain(..).map(|j| (j.msg, j.reply)).unzip();
-                match committer.insert(&msgs) {
-                    Ok((answers, pending)) => {
-                        let c = Committed { msgs, replies, answers, pending, started };
-                        if to_flush.send(c).is_err() {
-                            // Unreachable while the flush thread lives, and a panic there
-                            // stops the process; were it gone, these callers would hear that
-                            // the server is shutting down.
-                            tracing::error!("the flush thread stopped; accepting no more");
-                            break;
+        .spawn(move || {
+            abort_on_panic("commit", move || {
+                let mut jobs = Vec::with_capacity(max_batch);
+                // Ends when every `Acceptor` is gone and the channel is empty.
+                while rx.blocking_recv_many(&mut jobs, max_batch) > 0 {
+                    let started = std::time::Instant::now();
+                    let (msgs, replies): (Vec<NewMessage>, Vec<_>) =
+                        jobs.drain(..).map(|j| (j.msg, j.reply)).unzip();
+                    match committer.insert(&msgs) {
+                        Ok((answers, pending)) => {
+                            let c = Committed {
+                                msgs,
+                                replies,
+                                answers,
+                                pending,
+                                started,
+                            };
+                            if to_flush.send(c).is_err() {
+                                // Unreachable while the flush thread lives, and a panic there
+                                // stops the process; were it gone, these callers would hear that
+                                // the server is shutting down.
+                                tracing::error!("the flush thread stopped; accepting no more");
+                                break;
+                            }
                         }
-                    }
-                    Err(e) => {
-                        metrics.observe_commit(msgs.len(), started.elapsed());
-                        tracing::error!(error = %e, batch = msgs.len(), "group commit failed; answering every message in it with an error");
-                        let e = AcceptError::Store(e.to_string());
-                        for reply in replies {
-                            let _ = reply.send(Err(e.clone()));
-                        }
+                        Err(e) => refuse_batch(&metrics, msgs.len(), started, &e, replies),
                     }
                 }
-            }
-        }))?;
+            })
+        })?;
     Ok(tokio::task::spawn_blocking(move || {
         // A panic in either aborts the process (abort_on_panic), so both end by returning.
         let _ = commit.join();
@@ -273,6 +251,49 @@ fn abort_on_panic(name: &'static str, body: impl FnOnce()) {
         tracing::error!(thread = name, "a group-commit thread panicked; stopping");
         std::process::abort();
     }
+}
+
+/// A batch whose commit failed: none of it is stored, and every caller gets the error.
+fn refuse_batch(
+    metrics: &Metrics,
+    n: usize,
+    started: std::time::Instant,
+    e: &crate::store::StoreError,
+    replies: Vec<oneshot::Sender<Result<Inserted, AcceptError>>>,
+) {
+    metrics.observe_commit(n, started.elapsed());
+    tracing::error!(error = %e, batch = n, "group commit failed; answering every message in it with an error");
+    let e = AcceptError::Store(e.to_string());
+    for reply in replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}
+
+/// A committed batch once its flush has returned: answered if it is on the disk. A failed
+/// flush stops the process: the commit is visible but may not be on the disk, and nobody can
+/// say which part of it survives. As PostgreSQL does on a failed fsync: after a restart the
+/// database is whatever the disk holds, and the clients, never answered, retry with their
+/// idempotency keys. Either answer here could be a lie.
+fn finish_batch(
+    metrics: &Metrics,
+    wake: &Notify,
+    started: std::time::Instant,
+    flushed: std::io::Result<bool>,
+    msgs: &[NewMessage],
+    replies: Vec<oneshot::Sender<Result<Inserted, AcceptError>>>,
+    answers: Vec<Inserted>,
+) {
+    match flushed {
+        Ok(true) => metrics.log_flushed(),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, batch = msgs.len(), "flushing the write-ahead log failed; stopping");
+            std::process::abort();
+        }
+    }
+    metrics.observe_commit(msgs.len(), started.elapsed());
+    answer(metrics, msgs, replies, answers);
+    wake.notify_one();
 }
 
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
