@@ -3,70 +3,391 @@
 //! wrk is closed-loop: a connection sends its next request only after the previous answer, so a
 //! stalled server is simply sent less and its stall barely shows in the percentiles
 //! ("coordinated omission"). Here request i is *due* at start + i/RATE whatever happened before;
-//! CONNS threads, each with one keep-alive connection, take due requests in order, and each
-//! latency is measured from the moment the request was due, not from when it could be sent. A
-//! server that falls behind therefore shows its whole backlog in the percentiles.
+//! the first idle connection takes the due requests in order, and each latency is measured from
+//! the moment the request was due, not from when it could be sent. A server that falls behind
+//! therefore shows its whole backlog in the percentiles.
 //!
-//! Standard library only, built by the benchmark with `rustc -O` (no Cargo project):
+//! The generator shares the machine's cores with the server it measures, so it is built like
+//! wrk2 rather than as a thread per connection: THREADS event loops (epoll, default 1), each
+//! owning CONNS/THREADS non-blocking keep-alive connections. A thread per connection costed the
+//! server too: each answer woke a sleeping thread of the generator, and on 2 cores that
+//! wake-up, charged to the server's write and often preempting it, was a fifth of the server's
+//! CPU at half load. A client on another machine costs the server none of that.
+//!
+//! Standard library only (epoll through the C library), built by the benchmark with `rustc -O`
+//! (no Cargo project):
 //!   openloop HOST:PORT PATH RATE COUNT CONNS BODY_FILE [HEADER...]
 //! sends COUNT POST requests at RATE per second (RATE 0: all due at once, i.e. as fast as CONNS
-//! connections go) and prints one line of `key=value` figures.
+//! connections go) and prints one line of `key=value` figures. Environment: OPENLOOP_THREADS
+//! (default 1).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+#[cfg_attr(target_arch = "x86_64", repr(C, packed))]
+#[cfg_attr(not(target_arch = "x86_64"), repr(C))]
+#[derive(Clone, Copy)]
+struct EpollEvent {
+    events: u32,
+    data: u64,
 }
 
-fn connect(addr: &str) -> std::io::Result<Conn> {
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+unsafe extern "C" {
+    fn epoll_create1(flags: i32) -> i32;
+    fn epoll_ctl(epfd: i32, op: i32, fd: i32, event: *mut EpollEvent) -> i32;
+    fn epoll_pwait2(
+        epfd: i32,
+        events: *mut EpollEvent,
+        maxevents: i32,
+        timeout: *const Timespec,
+        sigmask: *const u8,
+    ) -> i32;
+}
+
+const EPOLLIN: u32 = 0x1;
+const EPOLLOUT: u32 = 0x4;
+const EPOLL_CTL_ADD: i32 = 1;
+const EPOLL_CTL_DEL: i32 = 2;
+const EPOLL_CTL_MOD: i32 = 3;
+
+struct Poll(i32);
+
+impl Poll {
+    fn new() -> std::io::Result<Self> {
+        let fd = unsafe { epoll_create1(0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Poll(fd))
+    }
+
+    fn ctl(&self, op: i32, fd: i32, events: u32, token: usize) -> std::io::Result<()> {
+        let mut ev = EpollEvent {
+            events,
+            data: token as u64,
+        };
+        if unsafe { epoll_ctl(self.0, op, fd, &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits for events, at most `timeout` (None: until one comes); fills `out` with tokens
+    /// and event bits.
+    fn wait(&self, out: &mut Vec<(usize, u32)>, timeout: Option<Duration>) -> std::io::Result<()> {
+        let mut evs = [EpollEvent { events: 0, data: 0 }; 256];
+        let ts = timeout.map(|t| Timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: t.subsec_nanos() as i64,
+        });
+        let tp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const Timespec);
+        let n = unsafe { epoll_pwait2(self.0, evs.as_mut_ptr(), 256, tp, std::ptr::null()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        out.clear();
+        for ev in &evs[..n as usize] {
+            let (data, events) = (ev.data, ev.events);
+            out.push((data as usize, events));
+        }
+        Ok(())
+    }
+}
+
+/// One keep-alive connection and the request it carries, if any.
+struct Conn {
+    stream: TcpStream,
+    /// The request in flight: when it was due, how much of it was written, and whether this is
+    /// its second try (a keep-alive connection the server had closed is reopened once).
+    busy: Option<(Instant, usize, bool)>,
+    buf: Vec<u8>,
+}
+
+fn connect(addr: &str) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    Ok(Conn {
-        reader: BufReader::new(s.try_clone()?),
-        writer: s,
-    })
+    s.set_nonblocking(true)?;
+    Ok(s)
 }
 
-/// Sends one request and reads the whole answer; returns the status code.
-fn exchange(c: &mut Conn, request: &[u8]) -> std::io::Result<u16> {
-    c.writer.write_all(request)?;
-    let mut line = String::new();
-    if c.reader.read_line(&mut line)? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
+/// A whole answer at the start of `buf`: its status and length.
+fn parse_answer(buf: &[u8]) -> Result<Option<(u16, usize)>, ()> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ())?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .ok_or(std::io::ErrorKind::InvalidData)?;
+        .ok_or(())?;
     let mut len = 0usize;
-    loop {
-        line.clear();
-        if c.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
+    for l in lines {
         if let Some((k, v)) = l.split_once(':')
             && k.eq_ignore_ascii_case("content-length")
         {
-            len = v
-                .trim()
-                .parse()
-                .map_err(|_| std::io::ErrorKind::InvalidData)?;
+            len = v.trim().parse().map_err(|_| ())?;
         }
     }
-    let mut body = vec![0u8; len];
-    c.reader.read_exact(&mut body)?;
-    Ok(status)
+    let total = end + 4 + len;
+    Ok((buf.len() >= total).then_some((status, total)))
+}
+
+struct Shared {
+    addr: String,
+    request: Vec<u8>,
+    rate: f64,
+    total: u64,
+    start: Instant,
+    next: AtomicU64,
+}
+
+impl Shared {
+    fn due(&self, i: u64) -> Instant {
+        if self.rate > 0.0 {
+            self.start + Duration::from_secs_f64(i as f64 / self.rate)
+        } else {
+            self.start
+        }
+    }
+
+    /// Claims the next request if it is due by `now`.
+    fn claim(&self, now: Instant) -> Option<Instant> {
+        loop {
+            let i = self.next.load(Ordering::Relaxed);
+            if i >= self.total {
+                return None;
+            }
+            let due = self.due(i);
+            if due > now {
+                return None;
+            }
+            if self
+                .next
+                .compare_exchange(i, i + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(due);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    lat_us: Vec<u64>,
+    non2xx: u64,
+    errors: u64,
+}
+
+/// One event loop over `n` connections, until every request is claimed and answered.
+fn run(sh: &Shared, n: usize) -> std::io::Result<Tally> {
+    let poll = Poll::new()?;
+    let mut conns: Vec<Option<Conn>> = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = connect(&sh.addr).ok().map(|stream| Conn {
+            stream,
+            busy: None,
+            buf: Vec::with_capacity(4096),
+        });
+        if let Some(c) = &c {
+            poll.ctl(EPOLL_CTL_ADD, c.stream.as_raw_fd(), EPOLLIN, i)?;
+        }
+        conns.push(c);
+    }
+    let mut tally = Tally::default();
+    let mut idle: Vec<usize> = (0..n).rev().collect();
+    let mut in_flight = 0usize;
+    let mut events = Vec::new();
+    loop {
+        let now = Instant::now();
+        while let Some(&i) = idle.last() {
+            let Some(due) = sh.claim(now) else { break };
+            idle.pop();
+            in_flight += 1;
+            if !start_request(&poll, &mut conns, i, sh, due, false, &mut tally)? {
+                in_flight -= 1;
+                idle.push(i);
+            }
+        }
+        let more = sh.next.load(Ordering::Relaxed) < sh.total;
+        if !more && in_flight == 0 {
+            return Ok(tally);
+        }
+        let timeout = if more && !idle.is_empty() {
+            let due = sh.due(sh.next.load(Ordering::Relaxed));
+            Some(due.saturating_duration_since(Instant::now()))
+        } else {
+            None // every connection busy, or nothing left to send: until an answer comes
+        };
+        poll.wait(&mut events, timeout)?;
+        for &(i, bits) in &events {
+            let Some(c) = conns[i].as_mut() else { continue };
+            let Some((due, written, retried)) = c.busy else {
+                // An idle connection readable: the server closed it; reopened on next use.
+                drop_conn(&poll, &mut conns, i);
+                continue;
+            };
+            if bits & EPOLLOUT != 0 && written < sh.request.len() {
+                match c.stream.write(&sh.request[written..]) {
+                    Ok(w) => {
+                        c.busy = Some((due, written + w, retried));
+                        if written + w == sh.request.len() {
+                            poll.ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN, i)?;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        fail(&poll, &mut conns, i, sh, due, retried, &mut tally, &mut idle, &mut in_flight)?;
+                        continue;
+                    }
+                }
+            }
+            if bits & EPOLLIN == 0 {
+                continue;
+            }
+            let Some(c) = conns[i].as_mut() else { continue };
+            let mut chunk = [0u8; 8192];
+            let mut closed = false;
+            // Read until the answer is whole, not until the socket is empty: nothing else
+            // comes on this connection before the next request, and the level-triggered poll
+            // reports whatever does (a close), so the extra read would only cost a system call.
+            loop {
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(k) => {
+                        c.buf.extend_from_slice(&chunk[..k]);
+                        if !matches!(parse_answer(&c.buf), Ok(None)) {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            match parse_answer(&c.buf) {
+                Ok(Some((status, len))) => {
+                    c.buf.drain(..len);
+                    c.busy = None;
+                    if !(200..300).contains(&status) {
+                        tally.non2xx += 1;
+                    }
+                    tally.lat_us.push(due.elapsed().as_micros() as u64);
+                    in_flight -= 1;
+                    if closed {
+                        drop_conn(&poll, &mut conns, i);
+                    }
+                    idle.push(i);
+                }
+                Ok(None) if !closed => {}
+                _ => fail(&poll, &mut conns, i, sh, due, retried, &mut tally, &mut idle, &mut in_flight)?,
+            }
+        }
+    }
+}
+
+fn drop_conn(poll: &Poll, conns: &mut [Option<Conn>], i: usize) {
+    if let Some(c) = conns[i].take() {
+        let _ = poll.ctl(EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, i);
+    }
+}
+
+/// Writes the request on connection `i` (opened again if it was dropped). False if it could
+/// not be sent: counted as an error, the connection is left idle.
+fn start_request(
+    poll: &Poll,
+    conns: &mut [Option<Conn>],
+    i: usize,
+    sh: &Shared,
+    due: Instant,
+    retried: bool,
+    tally: &mut Tally,
+) -> std::io::Result<bool> {
+    if conns[i].is_none() {
+        match connect(&sh.addr) {
+            Ok(stream) => {
+                poll.ctl(EPOLL_CTL_ADD, stream.as_raw_fd(), EPOLLIN, i)?;
+                conns[i] = Some(Conn {
+                    stream,
+                    busy: None,
+                    buf: Vec::with_capacity(4096),
+                });
+            }
+            Err(_) => {
+                tally.errors += 1;
+                return Ok(false);
+            }
+        }
+    }
+    let Some(c) = conns[i].as_mut() else {
+        return Ok(false);
+    };
+    c.buf.clear();
+    let written = match c.stream.write(&sh.request) {
+        Ok(w) => w,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => {
+            drop_conn(poll, conns, i);
+            if retried {
+                tally.errors += 1;
+                return Ok(false);
+            }
+            return start_request(poll, conns, i, sh, due, true, tally);
+        }
+    };
+    c.busy = Some((due, written, retried));
+    if written < sh.request.len() {
+        poll.ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN | EPOLLOUT, i)?;
+    }
+    Ok(true)
+}
+
+/// The request on connection `i` failed: tried once more on a fresh connection, then counted.
+#[allow(clippy::too_many_arguments)]
+fn fail(
+    poll: &Poll,
+    conns: &mut [Option<Conn>],
+    i: usize,
+    sh: &Shared,
+    due: Instant,
+    retried: bool,
+    tally: &mut Tally,
+    idle: &mut Vec<usize>,
+    in_flight: &mut usize,
+) -> std::io::Result<()> {
+    drop_conn(poll, conns, i);
+    if !retried && start_request(poll, conns, i, sh, due, true, tally)? {
+        return Ok(());
+    }
+    if retried {
+        tally.errors += 1;
+    }
+    *in_flight -= 1;
+    idle.push(i);
+    Ok(())
 }
 
 fn main() {
@@ -75,15 +396,19 @@ fn main() {
         eprintln!("usage: openloop HOST:PORT PATH RATE COUNT CONNS BODY_FILE [HEADER...]");
         std::process::exit(2);
     }
-    let addr = a[1].clone();
     let rate: f64 = a[3].parse().expect("RATE");
     let total: u64 = a[4].parse().expect("COUNT");
     let conns: usize = a[5].parse().expect("CONNS");
+    let threads: usize = std::env::var("OPENLOOP_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, conns.max(1));
     let body = std::fs::read(&a[6]).expect("BODY_FILE");
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         a[2],
-        addr,
+        a[1],
         body.len()
     );
     for h in &a[7..] {
@@ -93,66 +418,31 @@ fn main() {
     head.push_str("\r\n");
     let mut request = head.into_bytes();
     request.extend_from_slice(&body);
-    let request = Arc::new(request);
 
-    let next = Arc::new(AtomicU64::new(0));
     // At a fixed rate, connections are opened before the clock starts; unpaced, it starts now.
-    let start = Instant::now() + Duration::from_millis(if rate > 0.0 { 200 } else { 0 });
-    let mut threads = Vec::new();
-    for _ in 0..conns {
-        let (addr, request, next) = (addr.clone(), request.clone(), next.clone());
-        threads.push(std::thread::spawn(move || {
-            let mut lat_us: Vec<u64> = Vec::new();
-            let (mut non2xx, mut errors) = (0u64, 0u64);
-            let mut conn = connect(&addr).ok();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let due = if rate > 0.0 {
-                    start + Duration::from_secs_f64(i as f64 / rate)
-                } else {
-                    start
-                };
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                let mut result = Err(std::io::ErrorKind::NotConnected.into());
-                for _ in 0..2 {
-                    if conn.is_none() {
-                        conn = connect(&addr).ok();
-                    }
-                    if let Some(c) = conn.as_mut() {
-                        result = exchange(c, &request);
-                        if result.is_ok() {
-                            break;
-                        }
-                        conn = None;
-                    }
-                }
-                match result {
-                    Ok(code) => {
-                        if !(200..300).contains(&code) {
-                            non2xx += 1;
-                        }
-                        lat_us.push(due.elapsed().as_micros() as u64);
-                    }
-                    Err(_) => errors += 1,
-                }
-            }
-            (lat_us, non2xx, errors)
-        }));
-    }
+    let sh = Arc::new(Shared {
+        addr: a[1].clone(),
+        request,
+        rate,
+        total,
+        start: Instant::now() + Duration::from_millis(if rate > 0.0 { 200 } else { 0 }),
+        next: AtomicU64::new(0),
+    });
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let sh = sh.clone();
+            let n = conns / threads + usize::from(t < conns % threads);
+            std::thread::spawn(move || run(&sh, n).expect("event loop"))
+        })
+        .collect();
     let (mut lat, mut non2xx, mut errors) = (Vec::new(), 0, 0);
-    for t in threads {
-        let (l, n, e) = t.join().expect("worker thread");
-        lat.extend(l);
-        non2xx += n;
-        errors += e;
+    for w in workers {
+        let t = w.join().expect("event loop thread");
+        lat.extend(t.lat_us);
+        non2xx += t.non2xx;
+        errors += t.errors;
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = sh.start.elapsed().as_secs_f64();
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {

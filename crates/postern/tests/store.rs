@@ -482,7 +482,7 @@ async fn checkpoint_restarts_the_log_while_writes_go_on() {
             .collect()
     };
     // The frames one batch writes, on a log that has just started over.
-    s.checkpoint().await.unwrap();
+    s.checkpoint(true).await.unwrap();
     s.insert_messages(&batch(0)).await.unwrap();
     let per_batch = log_frames(&path).await;
     assert!(per_batch > 0);
@@ -514,7 +514,7 @@ async fn checkpoint_restarts_the_log_while_writes_go_on() {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert_eq!(
-            s.checkpoint().await.unwrap(),
+            s.checkpoint(true).await.unwrap(),
             0,
             "no reader holds frames back"
         );
@@ -536,5 +536,5 @@ async fn checkpoint_restarts_the_log_while_writes_go_on() {
     // PostgreSQL has no such log to copy.
     let pg = common::PgDb::create();
     let p = Store::connect(&pg.url).await.unwrap();
-    assert_eq!(p.checkpoint().await.unwrap(), 0);
+    assert_eq!(p.checkpoint(true).await.unwrap(), 0);
 }
