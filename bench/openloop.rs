@@ -56,6 +56,12 @@ unsafe extern "C" {
 
 const EPOLLIN: u32 = 0x1;
 const EPOLLOUT: u32 = 0x4;
+const EPOLLERR: u32 = 0x8;
+const EPOLLHUP: u32 = 0x10;
+/// An answer not complete this long after its request was sent is a failed request (tried
+/// once more on a fresh connection, then counted as an error), as the socket read timeout of
+/// the thread-per-connection generator was.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 const EPOLL_CTL_ADD: i32 = 1;
 const EPOLL_CTL_DEL: i32 = 2;
 const EPOLL_CTL_MOD: i32 = 3;
@@ -90,8 +96,11 @@ impl Poll {
             tv_sec: t.as_secs() as i64,
             tv_nsec: t.subsec_nanos() as i64,
         });
-        let tp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const Timespec);
+        let tp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const Timespec);
         let n = unsafe { epoll_pwait2(self.0, evs.as_mut_ptr(), 256, tp, std::ptr::null()) };
+        out.clear();
         if n < 0 {
             let e = std::io::Error::last_os_error();
             return if e.kind() == std::io::ErrorKind::Interrupted {
@@ -100,7 +109,6 @@ impl Poll {
                 Err(e)
             };
         }
-        out.clear();
         for ev in &evs[..n as usize] {
             let (data, events) = (ev.data, ev.events);
             out.push((data as usize, events));
@@ -112,10 +120,20 @@ impl Poll {
 /// One keep-alive connection and the request it carries, if any.
 struct Conn {
     stream: TcpStream,
-    /// The request in flight: when it was due, how much of it was written, and whether this is
-    /// its second try (a keep-alive connection the server had closed is reopened once).
-    busy: Option<(Instant, usize, bool)>,
+    busy: Option<Busy>,
     buf: Vec<u8>,
+}
+
+/// The request in flight on a connection.
+#[derive(Clone, Copy)]
+struct Busy {
+    due: Instant,
+    /// How much of it was written.
+    written: usize,
+    /// Its second try (a keep-alive connection the server had closed is reopened once).
+    retried: bool,
+    /// When it was (first) written on this connection: the answer's deadline runs from here.
+    sent: Instant,
 }
 
 fn connect(addr: &str) -> std::io::Result<TcpStream> {
@@ -230,16 +248,35 @@ fn run(sh: &Shared, n: usize) -> std::io::Result<Tally> {
         if !more && in_flight == 0 {
             return Ok(tally);
         }
-        let timeout = if more && !idle.is_empty() {
-            let due = sh.due(sh.next.load(Ordering::Relaxed));
-            Some(due.saturating_duration_since(Instant::now()))
-        } else {
-            None // every connection busy, or nothing left to send: until an answer comes
+        // Until the next request is due (if a connection is free for it) or the first answer
+        // is overdue, whichever comes first.
+        let now = Instant::now();
+        let next_due = (more && !idle.is_empty()).then(|| {
+            sh.due(sh.next.load(Ordering::Relaxed))
+                .saturating_duration_since(now)
+        });
+        let overdue = conns
+            .iter()
+            .flatten()
+            .filter_map(|c| {
+                c.busy
+                    .map(|b| (b.sent + ANSWER_TIMEOUT).saturating_duration_since(now))
+            })
+            .min();
+        let timeout = match (next_due, overdue) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         poll.wait(&mut events, timeout)?;
         for &(i, bits) in &events {
             let Some(c) = conns[i].as_mut() else { continue };
-            let Some((due, written, retried)) = c.busy else {
+            let Some(Busy {
+                due,
+                written,
+                retried,
+                ..
+            }) = c.busy
+            else {
                 // An idle connection readable: the server closed it; reopened on next use.
                 drop_conn(&poll, &mut conns, i);
                 continue;
@@ -247,19 +284,32 @@ fn run(sh: &Shared, n: usize) -> std::io::Result<Tally> {
             if bits & EPOLLOUT != 0 && written < sh.request.len() {
                 match c.stream.write(&sh.request[written..]) {
                     Ok(w) => {
-                        c.busy = Some((due, written + w, retried));
+                        if let Some(b) = c.busy.as_mut() {
+                            b.written = written + w;
+                        }
                         if written + w == sh.request.len() {
                             poll.ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN, i)?;
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => {
-                        fail(&poll, &mut conns, i, sh, due, retried, &mut tally, &mut idle, &mut in_flight)?;
+                        fail(
+                            &poll,
+                            &mut conns,
+                            i,
+                            sh,
+                            due,
+                            retried,
+                            &mut tally,
+                            &mut idle,
+                            &mut in_flight,
+                        )?;
                         continue;
                     }
                 }
             }
-            if bits & EPOLLIN == 0 {
+            // An error or hang-up is read like data: the read reports it.
+            if bits & (EPOLLIN | EPOLLERR | EPOLLHUP) == 0 {
                 continue;
             }
             let Some(c) = conns[i].as_mut() else { continue };
@@ -291,19 +341,52 @@ fn run(sh: &Shared, n: usize) -> std::io::Result<Tally> {
             match parse_answer(&c.buf) {
                 Ok(Some((status, len))) => {
                     c.buf.drain(..len);
+                    // Answered before the request was all written (an early refusal): the
+                    // rest of it would be read as the next request, so the connection goes.
+                    let unsent = c.busy.is_some_and(|b| b.written < sh.request.len());
                     c.busy = None;
                     if !(200..300).contains(&status) {
                         tally.non2xx += 1;
                     }
                     tally.lat_us.push(due.elapsed().as_micros() as u64);
                     in_flight -= 1;
-                    if closed {
+                    if closed || unsent {
                         drop_conn(&poll, &mut conns, i);
                     }
                     idle.push(i);
                 }
                 Ok(None) if !closed => {}
-                _ => fail(&poll, &mut conns, i, sh, due, retried, &mut tally, &mut idle, &mut in_flight)?,
+                _ => fail(
+                    &poll,
+                    &mut conns,
+                    i,
+                    sh,
+                    due,
+                    retried,
+                    &mut tally,
+                    &mut idle,
+                    &mut in_flight,
+                )?,
+            }
+        }
+        // Requests whose answer is overdue: tried once more, then counted as errors.
+        let now = Instant::now();
+        for i in 0..conns.len() {
+            let Some(b) = conns[i].as_ref().and_then(|c| c.busy) else {
+                continue;
+            };
+            if now >= b.sent + ANSWER_TIMEOUT {
+                fail(
+                    &poll,
+                    &mut conns,
+                    i,
+                    sh,
+                    b.due,
+                    b.retried,
+                    &mut tally,
+                    &mut idle,
+                    &mut in_flight,
+                )?;
             }
         }
     }
@@ -358,7 +441,12 @@ fn start_request(
             return start_request(poll, conns, i, sh, due, true, tally);
         }
     };
-    c.busy = Some((due, written, retried));
+    c.busy = Some(Busy {
+        due,
+        written,
+        retried,
+        sent: Instant::now(),
+    });
     if written < sh.request.len() {
         poll.ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN | EPOLLOUT, i)?;
     }
@@ -399,6 +487,10 @@ fn main() {
     let rate: f64 = a[3].parse().expect("RATE");
     let total: u64 = a[4].parse().expect("COUNT");
     let conns: usize = a[5].parse().expect("CONNS");
+    if conns == 0 {
+        eprintln!("openloop: CONNS must be at least 1");
+        std::process::exit(2);
+    }
     let threads: usize = std::env::var("OPENLOOP_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())

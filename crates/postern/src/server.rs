@@ -27,9 +27,10 @@ use crate::tls::CertResolver;
 /// each one has to copy and flush, the less an accept waits behind it. A checkpoint every
 /// 500 ms at 12,000 accepts/s had about 10 MB to flush and held answers up by ~10 ms each
 /// time (p99 17-19 ms in the open loop of `bench/accept.sh`); every 100 ms, a fifth of that
-/// (p99 7-8.5 ms at 13,800/s); every 25 ms, with the restart below only every 20th, p99
-/// 4.2-5.3 ms at 13,800/s. Idle, a checkpoint finds nothing to copy and costs a read and a
-/// flush of a file with nothing to write (no disk flush).
+/// (p99 6.4-8.6 ms at 13,800/s, one run 113 ms); every 25 ms, with the restart below only
+/// every 20th, p99 4.2-5.3 ms at 13,800/s. Idle, a checkpoint finds nothing to copy and
+/// costs a read and a flush of a file with nothing to write (on this machine's ext4, no disk
+/// flush). The ticks are an interval: the work of one does not push the next back.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
 /// The checkpoint restarts the log (its last round holds the write lock, 1-2.5 ms here, during
 /// which no accept commits) every this many ticks (500 ms); the ticks between copy and flush
@@ -37,8 +38,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
 /// accepts, where the p99 is read. Between two restarts the log grows by what was committed
 /// meanwhile (under 100 MB at full load here) and is then reused from its start.
 const RESTART_EVERY_TICKS: u64 = 20;
-/// API key use (`last_used_at`) is written every this many checkpoint ticks (2 s).
-const KEY_USAGE_EVERY_TICKS: u64 = 80;
+/// How often API key use (`last_used_at`) is written, from the same loop.
+const KEY_USAGE_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Running {
     pub http_addr: SocketAddr,
@@ -364,9 +365,12 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         let keys = usage_keys;
         tokio::spawn(async move {
             let mut ticks = 0_u64;
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut usage_written = tokio::time::Instant::now();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                    _ = every.tick() => {}
                     _ = stop.changed() => break,
                 }
                 if let Err(e) = store
@@ -376,10 +380,11 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
                 ticks += 1;
-                if ticks.is_multiple_of(KEY_USAGE_EVERY_TICKS)
-                    && let Err(e) = keys.flush_usage().await
-                {
-                    tracing::warn!(error = %e, "recording API key use failed");
+                if usage_written.elapsed() >= KEY_USAGE_EVERY {
+                    usage_written = tokio::time::Instant::now();
+                    if let Err(e) = keys.flush_usage().await {
+                        tracing::warn!(error = %e, "recording API key use failed");
+                    }
                 }
             }
         })

@@ -76,9 +76,10 @@ pub struct SqliteDb {
     accept: Option<std::sync::Arc<sqlite::AcceptConn>>,
 }
 
-/// Checkpoint rounds while writes go on, at most, before the last one under the write lock.
+/// Checkpoint rounds while writes go on, at most, before the flush of the database file (and,
+/// on a restart, the last round under the write lock).
 const CHECKPOINT_ROUNDS: usize = 3;
-/// A round this short left little behind it: the locked round follows at once.
+/// A round this short left little behind it: the flush (and the locked round) follow at once.
 const CHECKPOINT_SHORT_ROUND: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What is left to do before a commit from [`Store::insert_messages_deferred`] is durable.
@@ -379,8 +380,8 @@ impl Store {
         }
     }
 
-    /// Copies the SQLite write-ahead log into the database, so that the log starts over from
-    /// its beginning. A no-op on PostgreSQL.
+    /// Copies the SQLite write-ahead log into the database and, with `restart`, makes sure
+    /// the log starts over from its beginning. A no-op on PostgreSQL.
     ///
     /// SQLite reuses the log from its start only when a write begins with every frame in it
     /// already copied. A PASSIVE checkpoint never blocks the writer, so under a steady stream
@@ -401,9 +402,9 @@ impl Store {
     /// restarts the log grows by what was committed meanwhile, and each tick still copies
     /// and flushes what is new, so the locked round has little left to do.
     ///
-    /// Returns the frames left uncopied: with `restart`, 0 unless a reader's snapshot held
-    /// some back; without, also those committed during the last round. -1 if another process
-    /// was checkpointing the log.
+    /// Returns the frames the last round left uncopied, of those in the log when it began: 0
+    /// unless a reader's snapshot held some back. -1 if another process was checkpointing the
+    /// log.
     pub async fn checkpoint(&self, restart: bool) -> Result<i64> {
         let Store::Sqlite(db) = self else {
             return Ok(0);
