@@ -214,48 +214,79 @@ struct Tally {
     errors: u64,
 }
 
-/// One event loop over `n` connections, until every request is claimed and answered.
-fn run(sh: &Shared, n: usize) -> std::io::Result<Tally> {
-    let poll = Poll::new()?;
-    let mut conns: Vec<Option<Conn>> = Vec::with_capacity(n);
-    for i in 0..n {
-        let c = connect(&sh.addr).ok().map(|stream| Conn {
-            stream,
-            busy: None,
-            buf: Vec::with_capacity(4096),
-        });
-        if let Some(c) = &c {
-            poll.ctl(EPOLL_CTL_ADD, c.stream.as_raw_fd(), EPOLLIN, i)?;
+/// One event loop over its connections, until every request is claimed and answered.
+struct Loop<'a> {
+    sh: &'a Shared,
+    poll: Poll,
+    conns: Vec<Option<Conn>>,
+    /// Connections with no request in flight (a dropped one is opened again when used).
+    idle: Vec<usize>,
+    in_flight: usize,
+    tally: Tally,
+}
+
+impl<'a> Loop<'a> {
+    fn new(sh: &'a Shared, n: usize) -> std::io::Result<Self> {
+        let mut l = Loop {
+            sh,
+            poll: Poll::new()?,
+            conns: (0..n).map(|_| None).collect(),
+            idle: (0..n).rev().collect(),
+            in_flight: 0,
+            tally: Tally::default(),
+        };
+        for i in 0..n {
+            // One that cannot connect now is tried again when it is first used.
+            let _ = l.open(i);
         }
-        conns.push(c);
+        Ok(l)
     }
-    let mut tally = Tally::default();
-    let mut idle: Vec<usize> = (0..n).rev().collect();
-    let mut in_flight = 0usize;
-    let mut events = Vec::new();
-    loop {
-        let now = Instant::now();
-        while let Some(&i) = idle.last() {
-            let Some(due) = sh.claim(now) else { break };
-            idle.pop();
-            in_flight += 1;
-            if !start_request(&poll, &mut conns, i, sh, due, false, &mut tally)? {
-                in_flight -= 1;
-                idle.push(i);
+
+    fn run(mut self) -> std::io::Result<Tally> {
+        let mut events = Vec::new();
+        loop {
+            let now = Instant::now();
+            while let Some(&i) = self.idle.last() {
+                let Some(due) = self.sh.claim(now) else { break };
+                self.idle.pop();
+                self.in_flight += 1;
+                if !self.start(i, due, false)? {
+                    self.in_flight -= 1;
+                    self.idle.push(i);
+                }
+            }
+            let more = self.sh.next.load(Ordering::Relaxed) < self.sh.total;
+            if !more && self.in_flight == 0 {
+                return Ok(self.tally);
+            }
+            self.poll.wait(&mut events, self.timeout(more))?;
+            for &(i, bits) in &events {
+                self.on_event(i, bits)?;
+            }
+            // Requests whose answer is overdue: tried once more, then counted as errors.
+            let now = Instant::now();
+            for i in 0..self.conns.len() {
+                let Some(b) = self.conns[i].as_ref().and_then(|c| c.busy) else {
+                    continue;
+                };
+                if now >= b.sent + ANSWER_TIMEOUT {
+                    self.fail(i, b.due, b.retried)?;
+                }
             }
         }
-        let more = sh.next.load(Ordering::Relaxed) < sh.total;
-        if !more && in_flight == 0 {
-            return Ok(tally);
-        }
-        // Until the next request is due (if a connection is free for it) or the first answer
-        // is overdue, whichever comes first.
+    }
+
+    /// Until the next request is due (if a connection is free for it) or the first answer is
+    /// overdue, whichever comes first; None: until an event.
+    fn timeout(&self, more: bool) -> Option<Duration> {
         let now = Instant::now();
-        let next_due = (more && !idle.is_empty()).then(|| {
-            sh.due(sh.next.load(Ordering::Relaxed))
+        let next_due = (more && !self.idle.is_empty()).then(|| {
+            self.sh
+                .due(self.sh.next.load(Ordering::Relaxed))
                 .saturating_duration_since(now)
         });
-        let overdue = conns
+        let overdue = self
+            .conns
             .iter()
             .flatten()
             .filter_map(|c| {
@@ -263,219 +294,164 @@ fn run(sh: &Shared, n: usize) -> std::io::Result<Tally> {
                     .map(|b| (b.sent + ANSWER_TIMEOUT).saturating_duration_since(now))
             })
             .min();
-        let timeout = match (next_due, overdue) {
+        match (next_due, overdue) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    fn on_event(&mut self, i: usize, bits: u32) -> std::io::Result<()> {
+        let request = &self.sh.request;
+        let Some(c) = self.conns[i].as_mut() else {
+            return Ok(());
         };
-        poll.wait(&mut events, timeout)?;
-        for &(i, bits) in &events {
-            let Some(c) = conns[i].as_mut() else { continue };
-            let Some(Busy {
-                due,
-                written,
-                retried,
-                ..
-            }) = c.busy
-            else {
-                // An idle connection readable: the server closed it; reopened on next use.
-                drop_conn(&poll, &mut conns, i);
-                continue;
-            };
-            if bits & EPOLLOUT != 0 && written < sh.request.len() {
-                match c.stream.write(&sh.request[written..]) {
-                    Ok(w) => {
-                        if let Some(b) = c.busy.as_mut() {
-                            b.written = written + w;
-                        }
-                        if written + w == sh.request.len() {
-                            poll.ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN, i)?;
-                        }
+        let Some(Busy {
+            due,
+            written,
+            retried,
+            ..
+        }) = c.busy
+        else {
+            // An idle connection readable: the server closed it; reopened on next use.
+            self.drop_conn(i);
+            return Ok(());
+        };
+        if bits & EPOLLOUT != 0 && written < request.len() {
+            match c.stream.write(&request[written..]) {
+                Ok(w) => {
+                    if let Some(b) = c.busy.as_mut() {
+                        b.written = written + w;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        fail(
-                            &poll,
-                            &mut conns,
-                            i,
-                            sh,
-                            due,
-                            retried,
-                            &mut tally,
-                            &mut idle,
-                            &mut in_flight,
-                        )?;
-                        continue;
+                    if written + w == request.len() {
+                        self.poll
+                            .ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN, i)?;
                     }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return self.fail(i, due, retried),
             }
-            // An error or hang-up is read like data: the read reports it.
-            if bits & (EPOLLIN | EPOLLERR | EPOLLHUP) == 0 {
-                continue;
-            }
-            let Some(c) = conns[i].as_mut() else { continue };
-            let mut chunk = [0u8; 8192];
-            let mut closed = false;
-            // Read until the answer is whole, not until the socket is empty: nothing else
-            // comes on this connection before the next request, and the level-triggered poll
-            // reports whatever does (a close), so the extra read would only cost a system call.
-            loop {
-                match c.stream.read(&mut chunk) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(k) => {
-                        c.buf.extend_from_slice(&chunk[..k]);
-                        if !matches!(parse_answer(&c.buf), Ok(None)) {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
+        }
+        // An error or hang-up is read like data: the read reports it.
+        if bits & (EPOLLIN | EPOLLERR | EPOLLHUP) == 0 {
+            return Ok(());
+        }
+        let mut chunk = [0u8; 8192];
+        let mut closed = false;
+        // Read until the answer is whole, not until the socket is empty: nothing else comes on
+        // this connection before the next request, and the level-triggered poll reports
+        // whatever does (a close), so the extra read would only cost a system call.
+        loop {
+            match c.stream.read(&mut chunk) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(k) => {
+                    c.buf.extend_from_slice(&chunk[..k]);
+                    if !matches!(parse_answer(&c.buf), Ok(None)) {
                         break;
                     }
                 }
-            }
-            match parse_answer(&c.buf) {
-                Ok(Some((status, len))) => {
-                    c.buf.drain(..len);
-                    // Answered before the request was all written (an early refusal): the
-                    // rest of it would be read as the next request, so the connection goes.
-                    let unsent = c.busy.is_some_and(|b| b.written < sh.request.len());
-                    c.busy = None;
-                    if !(200..300).contains(&status) {
-                        tally.non2xx += 1;
-                    }
-                    tally.lat_us.push(due.elapsed().as_micros() as u64);
-                    in_flight -= 1;
-                    if closed || unsent {
-                        drop_conn(&poll, &mut conns, i);
-                    }
-                    idle.push(i);
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    closed = true;
+                    break;
                 }
-                Ok(None) if !closed => {}
-                _ => fail(
-                    &poll,
-                    &mut conns,
-                    i,
-                    sh,
-                    due,
-                    retried,
-                    &mut tally,
-                    &mut idle,
-                    &mut in_flight,
-                )?,
             }
         }
-        // Requests whose answer is overdue: tried once more, then counted as errors.
-        let now = Instant::now();
-        for i in 0..conns.len() {
-            let Some(b) = conns[i].as_ref().and_then(|c| c.busy) else {
-                continue;
-            };
-            if now >= b.sent + ANSWER_TIMEOUT {
-                fail(
-                    &poll,
-                    &mut conns,
-                    i,
-                    sh,
-                    b.due,
-                    b.retried,
-                    &mut tally,
-                    &mut idle,
-                    &mut in_flight,
-                )?;
+        match parse_answer(&c.buf) {
+            Ok(Some((status, len))) => {
+                c.buf.drain(..len);
+                // Answered before the request was all written (an early refusal): the rest of
+                // it would be read as the next request, so the connection goes.
+                let unsent = c.busy.is_some_and(|b| b.written < request.len());
+                c.busy = None;
+                if !(200..300).contains(&status) {
+                    self.tally.non2xx += 1;
+                }
+                self.tally.lat_us.push(due.elapsed().as_micros() as u64);
+                self.in_flight -= 1;
+                if closed || unsent {
+                    self.drop_conn(i);
+                }
+                self.idle.push(i);
+                Ok(())
             }
+            Ok(None) if !closed => Ok(()),
+            _ => self.fail(i, due, retried),
         }
     }
-}
 
-fn drop_conn(poll: &Poll, conns: &mut [Option<Conn>], i: usize) {
-    if let Some(c) = conns[i].take() {
-        let _ = poll.ctl(EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, i);
+    /// Opens connection `i` and registers it for reading.
+    fn open(&mut self, i: usize) -> std::io::Result<()> {
+        let stream = connect(&self.sh.addr)?;
+        self.poll
+            .ctl(EPOLL_CTL_ADD, stream.as_raw_fd(), EPOLLIN, i)?;
+        self.conns[i] = Some(Conn {
+            stream,
+            busy: None,
+            buf: Vec::with_capacity(4096),
+        });
+        Ok(())
     }
-}
 
-/// Writes the request on connection `i` (opened again if it was dropped). False if it could
-/// not be sent: counted as an error, the connection is left idle.
-fn start_request(
-    poll: &Poll,
-    conns: &mut [Option<Conn>],
-    i: usize,
-    sh: &Shared,
-    due: Instant,
-    retried: bool,
-    tally: &mut Tally,
-) -> std::io::Result<bool> {
-    if conns[i].is_none() {
-        match connect(&sh.addr) {
-            Ok(stream) => {
-                poll.ctl(EPOLL_CTL_ADD, stream.as_raw_fd(), EPOLLIN, i)?;
-                conns[i] = Some(Conn {
-                    stream,
-                    busy: None,
-                    buf: Vec::with_capacity(4096),
-                });
-            }
+    fn drop_conn(&mut self, i: usize) {
+        if let Some(c) = self.conns[i].take() {
+            let _ = self.poll.ctl(EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, i);
+        }
+    }
+
+    /// Writes the request on connection `i` (opened again if it was dropped). False if it
+    /// could not be sent: counted as an error, the connection is left idle.
+    fn start(&mut self, i: usize, due: Instant, retried: bool) -> std::io::Result<bool> {
+        if self.conns[i].is_none() && self.open(i).is_err() {
+            self.tally.errors += 1;
+            return Ok(false);
+        }
+        let Some(c) = self.conns[i].as_mut() else {
+            return Ok(false);
+        };
+        c.buf.clear();
+        let written = match c.stream.write(&self.sh.request) {
+            Ok(w) => w,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(_) => {
-                tally.errors += 1;
-                return Ok(false);
+                self.drop_conn(i);
+                if retried {
+                    self.tally.errors += 1;
+                    return Ok(false);
+                }
+                return self.start(i, due, true);
             }
+        };
+        c.busy = Some(Busy {
+            due,
+            written,
+            retried,
+            sent: Instant::now(),
+        });
+        if written < self.sh.request.len() {
+            self.poll
+                .ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN | EPOLLOUT, i)?;
         }
+        Ok(true)
     }
-    let Some(c) = conns[i].as_mut() else {
-        return Ok(false);
-    };
-    c.buf.clear();
-    let written = match c.stream.write(&sh.request) {
-        Ok(w) => w,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-        Err(_) => {
-            drop_conn(poll, conns, i);
-            if retried {
-                tally.errors += 1;
-                return Ok(false);
-            }
-            return start_request(poll, conns, i, sh, due, true, tally);
-        }
-    };
-    c.busy = Some(Busy {
-        due,
-        written,
-        retried,
-        sent: Instant::now(),
-    });
-    if written < sh.request.len() {
-        poll.ctl(EPOLL_CTL_MOD, c.stream.as_raw_fd(), EPOLLIN | EPOLLOUT, i)?;
-    }
-    Ok(true)
-}
 
-/// The request on connection `i` failed: tried once more on a fresh connection, then counted.
-#[allow(clippy::too_many_arguments)]
-fn fail(
-    poll: &Poll,
-    conns: &mut [Option<Conn>],
-    i: usize,
-    sh: &Shared,
-    due: Instant,
-    retried: bool,
-    tally: &mut Tally,
-    idle: &mut Vec<usize>,
-    in_flight: &mut usize,
-) -> std::io::Result<()> {
-    drop_conn(poll, conns, i);
-    if !retried && start_request(poll, conns, i, sh, due, true, tally)? {
-        return Ok(());
+    /// The request on connection `i` failed: tried once more on a fresh connection, then
+    /// counted.
+    fn fail(&mut self, i: usize, due: Instant, retried: bool) -> std::io::Result<()> {
+        self.drop_conn(i);
+        if !retried && self.start(i, due, true)? {
+            return Ok(());
+        }
+        if retried {
+            self.tally.errors += 1;
+        }
+        self.in_flight -= 1;
+        self.idle.push(i);
+        Ok(())
     }
-    if retried {
-        tally.errors += 1;
-    }
-    *in_flight -= 1;
-    idle.push(i);
-    Ok(())
 }
 
 fn main() {
@@ -524,7 +500,7 @@ fn main() {
         .map(|t| {
             let sh = sh.clone();
             let n = conns / threads + usize::from(t < conns % threads);
-            std::thread::spawn(move || run(&sh, n).expect("event loop"))
+            std::thread::spawn(move || Loop::new(&sh, n).and_then(Loop::run).expect("event loop"))
         })
         .collect();
     let (mut lat, mut non2xx, mut errors) = (Vec::new(), 0, 0);
