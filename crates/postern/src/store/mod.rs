@@ -100,10 +100,10 @@ impl Pending {
     /// no other commit could start while the disk works; done here, after the lock is
     /// released, the next group commits run while this one flushes.
     pub async fn wait(self) -> std::io::Result<bool> {
-        let Pending::WalSync(wal, commit) = self else {
+        if let Pending::Durable = self {
             return Ok(false);
-        };
-        tokio::task::spawn_blocking(move || wal.flush_through(commit))
+        }
+        tokio::task::spawn_blocking(move || self.wait_blocking())
             .await
             .map_err(std::io::Error::other)?
     }
