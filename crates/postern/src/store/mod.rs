@@ -402,28 +402,29 @@ impl Store {
     /// restarts the log grows by what was committed meanwhile, and each tick still copies
     /// and flushes what is new, so the locked round has little left to do.
     ///
-    /// Returns the frames the last round left uncopied, of those in the log when it began: 0
-    /// unless a reader's snapshot held some back. -1 if another process was checkpointing the
-    /// log.
-    pub async fn checkpoint(&self, restart: bool) -> Result<i64> {
+    /// Returns what the last round found ([`Checkpointed`]).
+    pub async fn checkpoint(&self, restart: bool) -> Result<Checkpointed> {
         let Store::Sqlite(db) = self else {
-            return Ok(0);
+            return Ok(Checkpointed::default());
         };
-        async fn checkpoint(c: &mut sqlx::SqliteConnection) -> Result<i64> {
+        async fn checkpoint(c: &mut sqlx::SqliteConnection) -> Result<Checkpointed> {
             let (busy, log, done): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                     .fetch_one(c)
                     .await?;
-            Ok(if busy != 0 { -1 } else { (log - done).max(0) })
+            Ok(Checkpointed {
+                frames: log.max(0),
+                left: if busy != 0 { -1 } else { (log - done).max(0) },
+            })
         }
         // The connection is taken before the lock, so the writer never waits for the pool.
         let mut c = db.pool.acquire().await?;
-        let mut left = 0;
+        let mut last = Checkpointed::default();
         for _ in 0..CHECKPOINT_ROUNDS {
             let round = std::time::Instant::now();
-            left = checkpoint(&mut c).await?;
-            if left < 0 {
-                return Ok(-1);
+            last = checkpoint(&mut c).await?;
+            if last.left < 0 {
+                return Ok(last);
             }
             if round.elapsed() < CHECKPOINT_SHORT_ROUND {
                 break;
@@ -433,7 +434,7 @@ impl Store {
             accept.sync_database().await?;
         }
         if !restart {
-            return Ok(left);
+            return Ok(last);
         }
         let _w = db.writer.lock().await;
         checkpoint(&mut c).await
@@ -839,6 +840,18 @@ fn policy_json(p: &crate::domain::KeyPolicy) -> Option<String> {
         .then(|| serde_json::to_string(p).unwrap_or_default())
 }
 
+/// What a [`Store::checkpoint`] found in SQLite's write-ahead log, in its last round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpointed {
+    /// Frames in the log when the round began (0 on PostgreSQL). The count restarts from 0
+    /// only when a commit restarts the log, so between two checkpoints with nothing written
+    /// it stays the same.
+    pub frames: i64,
+    /// Of those, the frames the round left uncopied: 0 unless a reader's snapshot held some
+    /// back; -1 if another process was checkpointing the log.
+    pub left: i64,
+}
+
 /// Schema migrations, applied in order at start; each runs once, recorded in
 /// `schema_migrations`. (sqlx's `migrate!` would pull in its proc-macro stack, which builds
 /// the SQLite C library a second time, for a loop of a dozen lines.)
@@ -868,7 +881,8 @@ mod tests {
             .await
             .expect("the checkpoint without a restart waited for the write lock")
             .unwrap();
-        assert_eq!(copied, 0, "every frame in the log was copied");
+        assert_eq!(copied.left, 0, "every frame in the log was copied");
+        assert!(copied.frames > 0, "the tenant's insert is in the log");
         let restart = tokio::spawn({
             let s = s.clone();
             async move { s.checkpoint(true).await }
@@ -884,7 +898,7 @@ mod tests {
             .expect("the restart finished once the lock was free")
             .unwrap()
             .unwrap();
-        assert_eq!(left, 0);
+        assert_eq!(left.left, 0);
     }
 
     #[test]
