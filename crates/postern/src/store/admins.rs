@@ -370,3 +370,18 @@ impl std::fmt::Debug for AdminRecord {
             .finish_non_exhaustive()
     }
 }
+
+impl Store {
+    pub async fn upsert_admin(&self, username: &str, password_hash: &str, now: i64) -> Result<()> {
+        let _w = self.write_lock().await;
+        on_pool!(self, p, Db => {
+            // Back on a one-time password: an owner again, TOTP to be enrolled anew.
+            sqlx::query("INSERT INTO admins (username, password_hash, must_change, created_at) VALUES ($1, $2, 1, $3) \
+                         ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, must_change = 1, \
+                         role = 'owner', tenant_id = NULL, totp_secret = NULL, totp_last_step = 0, failed_logins = 0, \
+                         locked_until = NULL, disabled_at = NULL")
+                .bind(username).bind(password_hash).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! Messages after their accept: one message with its recipients and events, claiming due
+//! messages, recovering claims, writing back delivery outcomes.
+
+use super::*;
+
+impl Store {
+    pub async fn message(&self, tenant_id: &str, id: &str) -> Result<MessageRecord> {
+        on_pool!(self, p, Db => {
+            let r = sqlx::query("SELECT id, tenant_id, status, mail_from, recipients, subject, message_id_header, attempts, created_at FROM messages WHERE id = $1 AND tenant_id = $2")
+                .bind(id).bind(tenant_id).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
+            let evs = sqlx::query("SELECT at, kind, recipient, provider, detail FROM message_events WHERE message_id = $1 ORDER BY id")
+                .bind(id).fetch_all(p).await?;
+            let events = evs.iter().map(|e| Ok(StoredEvent {
+                at: e.try_get("at")?, kind: e.try_get("kind")?, recipient: e.try_get("recipient")?,
+                provider: e.try_get("provider")?, detail: e.try_get("detail")?,
+            })).collect::<Result<Vec<_>>>()?;
+            let id: String = r.try_get("id")?;
+            Ok(MessageRecord {
+                recipients: parse_recipients(&id, &r.try_get::<String, _>("recipients")?)?,
+                tenant_id: r.try_get("tenant_id")?, status: r.try_get("status")?, mail_from: r.try_get("mail_from")?,
+                subject: r.try_get("subject")?, message_id_header: r.try_get("message_id_header")?,
+                attempts: r.try_get("attempts")?, created_at: r.try_get("created_at")?, events, id,
+            })
+        })
+    }
+
+    /// Claims up to `limit` due messages for this node; the attempt is counted before any
+    /// provider is called.
+    pub async fn claim_due(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
+        let sql = match self {
+            Store::Sqlite(_) => sqlite::claim_sql(),
+            Store::Postgres(_) => postgres::claim_sql(),
+        };
+        let _w = self.write_lock().await;
+        let mut out = on_pool!(self, p, Db => {
+            let rows = sqlx::query(&sql).bind(node).bind(now + lease_ms).bind(now).bind(limit).fetch_all(p).await?;
+            rows.iter().map(claimed_from_row).collect::<Result<Vec<_>>>()?
+        });
+        out.sort_by_key(|c| c.created_at);
+        Ok(out)
+    }
+
+    /// Puts back claims that can no longer finish: this node's own (after a crash or restart)
+    /// and any whose lease ran out. They are marked in doubt, since the provider may have
+    /// taken them before the crash. Returns how many.
+    pub async fn recover_claims(&self, node: &str, now: i64, all_local: bool) -> Result<u64> {
+        let _w = self.write_lock().await;
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            let rows = sqlx::query(
+                "UPDATE messages SET status = 'queued', in_doubt = 1, claimed_by = NULL, lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE status = 'sending' AND ($2 = 1 OR claimed_by = $3 OR lease_until < $1) RETURNING id")
+                .bind(now).bind(all_local as i64).bind(node).fetch_all(&mut *tx).await?;
+            if !rows.is_empty() {
+                let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, detail) ");
+                qb.push_values(rows.iter(), |mut b, r| {
+                    b.push_bind(r.try_get::<String, _>("id").unwrap_or_default()).push_bind(now)
+                        .push_bind(EventKind::Recovered.as_str())
+                        .push_bind("claim released after a restart or an expired lease; the last attempt may have reached the provider");
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(rows.len() as u64)
+        })
+    }
+
+    /// Writes a batch of attempt results in one transaction. A completion only applies while
+    /// this node still holds the claim, so a worker whose lease was taken over cannot
+    /// overwrite the newer attempt.
+    pub async fn complete(&self, node: &str, batch: &[Completion]) -> Result<()> {
+        let _w = self.write_lock().await;
+        on_pool!(self, p, Db => {
+            let mut tx = p.begin().await?;
+            let mut applied = Vec::with_capacity(batch.len());
+            for c in batch {
+                let n = sqlx::query(
+                    "UPDATE messages SET status = $1, recipients = $2, next_attempt_at = $3, provider = COALESCE($4, provider), \
+                     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0, held_by = $9 \
+                     WHERE id = $7 AND status = 'sending' AND claimed_by = $8")
+                    .bind(c.status.as_str()).bind(recipients_json(&c.recipients)).bind(c.next_attempt_at)
+                    .bind(&c.provider).bind(&c.last_error).bind(c.at).bind(&c.id).bind(node).bind(&c.held_by)
+                    .execute(&mut *tx).await?.rows_affected();
+                if n == 1 { applied.push(c); }
+            }
+            for c in &applied {
+                for (address, reason) in &c.suppress {
+                    sqlx::query("INSERT INTO suppressions (tenant_id, address, reason, source, detail, created_at) \
+                                 SELECT tenant_id, $2, $3, 'delivery', $4, $5 FROM messages WHERE id = $1 ON CONFLICT (tenant_id, address) DO NOTHING")
+                        .bind(&c.id).bind(suppressions::normalize(address)).bind(reason)
+                        .bind(format!("message {}", c.id)).bind(c.at).execute(&mut *tx).await?;
+                }
+            }
+            let events: Vec<&NewEvent> = applied.iter().flat_map(|c| c.events.iter()).collect();
+            for chunk in cacheable_chunks(&events) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO message_events (message_id, at, kind, recipient, provider, detail) ");
+                qb.push_values(chunk.iter(), |mut b, e| {
+                    b.push_bind(e.message_id.clone()).push_bind(e.at).push_bind(e.kind.as_str())
+                        .push_bind(e.recipient.clone()).push_bind(e.provider.clone()).push_bind(e.detail.clone());
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Message counts by status, for metrics and `readyz`.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
+        on_pool!(self, p, Db => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status").fetch_all(p).await?;
+            rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
+        })
+    }
+}
+
+
+fn claimed_from_row<R: Row>(row: &R) -> Result<Claimed>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: String = row.try_get("id")?;
+    let recipients = parse_recipients(&id, &row.try_get::<String, _>("recipients")?)?;
+    Ok(Claimed {
+        tenant_id: row.try_get("tenant_id")?,
+        key_id: row.try_get("key_id")?,
+        mail_from: row.try_get("mail_from")?,
+        recipients,
+        raw: row.try_get("raw")?,
+        message_id_header: row.try_get("message_id_header")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        in_doubt: row.try_get::<i64, _>("in_doubt")? != 0,
+        id,
+    })
+}
