@@ -318,7 +318,7 @@ impl Store {
 /// commit on SQLite's accept connection, under the store's write lock, blocking.
 pub struct AcceptCommitter {
     conn: std::sync::Arc<super::sqlite::AcceptConn>,
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    writer: std::sync::Arc<super::WriteLock>,
 }
 
 impl AcceptCommitter {

@@ -7,7 +7,6 @@ impl Store {
     const KEY_SELECT: &str = "SELECT k.id, k.tenant_id, t.name AS tenant, k.secret_hash, k.scopes, k.description, k.created_at, k.revoked_at, \
         k.policy, k.expires_at, k.grace_until, k.successor_id, k.last_used_at, k.last_ip FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
 
-
     pub async fn create_tenant(&self, name: &str, now: i64) -> Result<Tenant> {
         let t = Tenant {
             id: uuid::Uuid::now_v7().to_string(),

@@ -120,7 +120,6 @@ impl Store {
     }
 }
 
-
 fn claimed_from_row<R: Row>(row: &R) -> Result<Claimed>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,

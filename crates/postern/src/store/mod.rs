@@ -71,9 +71,40 @@ pub enum Store {
 #[derive(Clone, Debug)]
 pub struct SqliteDb {
     pool: SqlitePool,
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    writer: std::sync::Arc<WriteLock>,
     /// For a database file: the accepts' own connection and the write-ahead log it appends to.
     accept: Option<std::sync::Arc<sqlite::AcceptConn>>,
+}
+
+/// The write lock of an SQLite store, which counts the writers that took it: the maintenance
+/// loop reads the count to tell an idle log from a busy one ([`Store::writes`]).
+#[derive(Debug, Default)]
+pub struct WriteLock {
+    mutex: tokio::sync::Mutex<()>,
+    taken: std::sync::atomic::AtomicU64,
+}
+
+impl WriteLock {
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.count();
+        self.mutex.lock().await
+    }
+
+    /// [`WriteLock::lock`] for a thread outside the async runtime.
+    pub fn blocking_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.count();
+        self.mutex.blocking_lock()
+    }
+
+    /// The checkpoint's own hold, which writes no frame and is not counted.
+    async fn lock_uncounted(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.mutex.lock().await
+    }
+
+    fn count(&self) {
+        self.taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Checkpoint rounds while writes go on, at most, before the flush of the database file (and,
@@ -360,6 +391,16 @@ impl Store {
         }
     }
 
+    /// How many times a writer of this process has taken the write lock: each commit on
+    /// SQLite, counted as it begins. Always 0 on PostgreSQL. Writes by another process (a CLI
+    /// command on the same file) are not in it.
+    pub fn writes(&self) -> u64 {
+        match self {
+            Store::Sqlite(db) => db.writer.taken.load(std::sync::atomic::Ordering::Relaxed),
+            Store::Postgres(_) => 0,
+        }
+    }
+
     /// Copies the SQLite write-ahead log into the database and, with `restart`, makes sure
     /// the log starts over from its beginning. A no-op on PostgreSQL.
     ///
@@ -416,7 +457,7 @@ impl Store {
         if !restart {
             return Ok(last);
         }
-        let _w = db.writer.lock().await;
+        let _w = db.writer.lock_uncounted().await;
         checkpoint(&mut c).await
     }
 
@@ -440,9 +481,9 @@ impl Store {
 /// What a [`Store::checkpoint`] found in SQLite's write-ahead log, in its last round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checkpointed {
-    /// Frames in the log when the round began (0 on PostgreSQL). The count restarts from 0
-    /// only when a commit restarts the log, so between two checkpoints with nothing written
-    /// it stays the same.
+    /// Frames in the log when the round began (0 on PostgreSQL, and when another process was
+    /// checkpointing). The count starts again only when a commit restarts the log, so between
+    /// two checkpoints with nothing written it stays the same.
     pub frames: i64,
     /// Of those, the frames the round left uncopied: 0 unless a reader's snapshot held some
     /// back; -1 if another process was checkpointing the log.
@@ -465,7 +506,8 @@ mod tests {
         let Store::Sqlite(db) = &s else {
             unreachable!("a file URL opens SQLite")
         };
-        let commit = db.writer.clone().lock_owned().await;
+        let writer = db.writer.clone();
+        let commit = writer.lock().await;
         let copied = tokio::time::timeout(std::time::Duration::from_secs(10), s.checkpoint(false))
             .await
             .expect("the checkpoint without a restart waited for the write lock")

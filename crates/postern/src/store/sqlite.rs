@@ -127,7 +127,7 @@ impl AcceptConn {
     /// batch back with the answers and the commit's number.
     pub(super) async fn insert_locked(
         self: &Arc<Self>,
-        writer: &Arc<tokio::sync::Mutex<()>>,
+        writer: &Arc<super::WriteLock>,
         batch: Vec<NewMessage>,
     ) -> Result<(Vec<NewMessage>, Vec<Inserted>, u64)> {
         let (this, writer) = (self.clone(), writer.clone());
