@@ -16,8 +16,8 @@ use crate::guard::{Guard, Pause, PauseScope, Pauses};
 use crate::providers::health::Health;
 use crate::providers::limits::Limits;
 use crate::providers::{Channel, Provider, Providers};
+use crate::queue::deliver::{DeliveryPolicy, Dispatch, deliver_one};
 use crate::queue::routing::Routes;
-use crate::queue::worker::{DeliveryPolicy, Dispatch, deliver_one};
 use crate::store::{Claimed, NewMessage, Recipient, Store};
 
 use super::provider::{Behaviour, Recipients, SimProvider};
