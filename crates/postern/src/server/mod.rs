@@ -196,6 +196,22 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         }
     });
 
+    // The SMTP sessions' context: submission and the bounce listener differ only in TLS,
+    // plaintext AUTH and whether they take bounces.
+    let session = |allow_plaintext_auth, tls, inbound| {
+        Arc::new(SessionContext {
+            acceptor: acceptor.clone(),
+            keys: keys.clone(),
+            clock: clock.clone(),
+            hostname: cfg.smtp.hostname.clone(),
+            max_message_bytes: cfg.smtp.max_message_bytes,
+            max_recipients: cfg.smtp.max_recipients,
+            retry_window_ms,
+            allow_plaintext_auth,
+            tls,
+            inbound,
+        })
+    };
     let (smtp, smtp_addr) = if cfg.smtp.enabled {
         let (cert, key) = cfg.tls_paths();
         let tls = if cert.exists() && key.exists() {
@@ -206,67 +222,24 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             tracing::warn!(cert = %cert.display(), "no TLS certificate; SMTP submission runs without STARTTLS (run `postern init`)");
             None
         };
-        let ctx = Arc::new(SessionContext {
-            acceptor: acceptor.clone(),
-            keys: keys.clone(),
-            clock: clock.clone(),
-            hostname: cfg.smtp.hostname.clone(),
-            max_message_bytes: cfg.smtp.max_message_bytes,
-            max_recipients: cfg.smtp.max_recipients,
-            retry_window_ms,
-            allow_plaintext_auth: cfg.smtp.allow_plaintext_auth,
-            tls,
-            inbound: None,
-        });
-        let l = tokio::net::TcpListener::bind(cfg.smtp.listen)
-            .await
-            .with_context(|| format!("binding the SMTP listener to {}", cfg.smtp.listen))?;
-        let addr = l.local_addr()?;
-        (
-            Some(tokio::spawn(crate::smtp::serve(
-                l,
-                ctx,
-                stop_rx.clone(),
-                drain,
-            ))),
-            Some(addr),
-        )
+        let ctx = session(cfg.smtp.allow_plaintext_auth, tls, None);
+        let (task, addr) = serve_smtp(cfg.smtp.listen, "SMTP", ctx, stop_rx.clone(), drain).await?;
+        (Some(task), Some(addr))
     } else {
         (None, None)
     };
     let (bounces, bounce_addr) = match (&cfg.feedback.listen, &cfg.feedback.bounce_domain) {
         (Some(listen), Some(domain)) => {
-            let ctx = Arc::new(SessionContext {
-                acceptor: acceptor.clone(),
-                keys: keys.clone(),
-                clock: clock.clone(),
-                hostname: cfg.smtp.hostname.clone(),
-                max_message_bytes: cfg.smtp.max_message_bytes,
-                max_recipients: cfg.smtp.max_recipients,
-                retry_window_ms,
-                allow_plaintext_auth: false,
-                tls: None,
-                inbound: Some(crate::smtp::Inbound {
-                    bounce_domain: domain.clone(),
-                    store: store.clone(),
-                    suppression: cfg.suppression.clone(),
-                    metrics: metrics.clone(),
-                    guard: guard.clone(),
-                }),
-            });
-            let l = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding the bounce listener to {listen}"))?;
-            let addr = l.local_addr()?;
-            (
-                Some(tokio::spawn(crate::smtp::serve(
-                    l,
-                    ctx,
-                    stop_rx.clone(),
-                    drain,
-                ))),
-                Some(addr),
-            )
+            let inbound = crate::smtp::Inbound {
+                bounce_domain: domain.clone(),
+                store: store.clone(),
+                suppression: cfg.suppression.clone(),
+                metrics: metrics.clone(),
+                guard: guard.clone(),
+            };
+            let ctx = session(false, None, Some(inbound));
+            let (task, addr) = serve_smtp(*listen, "bounce", ctx, stop_rx.clone(), drain).await?;
+            (Some(task), Some(addr))
         }
         _ => (None, None),
     };
@@ -369,6 +342,22 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         supervisors,
         store,
     })
+}
+
+/// Binds an SMTP listener (submission or bounces, named by `what` in the error) and serves
+/// it until `stop`; returns the task and the address it is bound to.
+async fn serve_smtp(
+    listen: SocketAddr,
+    what: &str,
+    ctx: Arc<SessionContext>,
+    stop: watch::Receiver<bool>,
+    drain: Duration,
+) -> anyhow::Result<(JoinHandle<()>, SocketAddr)> {
+    let l = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the {what} listener to {listen}"))?;
+    let addr = l.local_addr()?;
+    Ok((tokio::spawn(crate::smtp::serve(l, ctx, stop, drain)), addr))
 }
 
 impl Running {
