@@ -1,8 +1,14 @@
+//! Phrases of the reasons where the receiving side refused the sender or its message: the
+//! sender's authentication, host, reputation or rate (authfailure, badreputation, blocked,
+//! norelaying, rejected, requireptr, securityerror, speeding, toomanyconn) and the message's
+//! content, size or form (contenterror, exceedlimit, mesgtoobig, notcompliantrfc,
+//! policyviolation, spamdetected, virusdetected).
+
 // Generated from Sisimai's reason/why-*.go phrase lists (BSD-2-Clause); see reasons.rs.
 
-use super::reasons::Phrases;
+use crate::feedback::reasons::Phrases;
 
-pub(super) const AUTHFAILURE: Phrases = Phrases {
+pub(in crate::feedback) const AUTHFAILURE: Phrases = Phrases {
     index: &[
         "//spf.pobox.com",
         "bad spf records for",
@@ -20,7 +26,7 @@ pub(super) const AUTHFAILURE: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const BADREPUTATION: Phrases = Phrases {
+pub(in crate::feedback) const BADREPUTATION: Phrases = Phrases {
     index: &[
         "a poor email reputation score",
         "has been temporarily rate limited due to ip reputation",
@@ -34,7 +40,7 @@ pub(super) const BADREPUTATION: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const BLOCKED: Phrases = Phrases {
+pub(in crate::feedback) const BLOCKED: Phrases = Phrases {
     index: &[
         " said: 550 blocked",
         "//www.spamcop.net/bl.",
@@ -135,7 +141,7 @@ pub(super) const BLOCKED: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const CONTENTERROR: Phrases = Phrases {
+pub(in crate::feedback) const CONTENTERROR: Phrases = Phrases {
     index: &[
         "duplicate header",
         "header size exceeds maximum permitted",
@@ -151,173 +157,13 @@ pub(super) const CONTENTERROR: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const EXCEEDLIMIT: Phrases = Phrases {
+pub(in crate::feedback) const EXCEEDLIMIT: Phrases = Phrases {
     index: &["message header size exceeds limit", "message too large"],
     pairs: &[],
     isnot: &[],
 };
 
-pub(super) const EXPIRED: Phrases = Phrases {
-    index: &[
-        "connection timed out",
-        "could not find a gateway for",
-        "delivery attempts will continue to be",
-        "delivery expired",
-        "delivery time expired",
-        "failed to deliver to domain ",
-        "giving up on",
-        "have been failing for a long time",
-        "has been delayed",
-        "it has not been collected after",
-        "message expired after sitting in queue for",
-        "message expired, cannot connect to remote server",
-        "message expired, connection refulsed",
-        "message timed out",
-        "retry time not reached for any host after a long failure period",
-        "server did not respond",
-        "this message has been in the queue too long",
-        "unable to deliver message after multiple retries",
-        "was not reachable within the allowed queue period",
-        "your message could not be delivered for more than",
-    ],
-    pairs: &[&["could not be delivered for", " days"]],
-    isnot: &[],
-};
-
-pub(super) const FAILEDSTARTTLS: Phrases = Phrases {
-    index: &[
-        "starttls is required to send mail",
-        "tls required but not supported",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const FILTERED: Phrases = Phrases {
-    index: &[
-        "because the recipient is only accepting mail from specific email addresses",
-        "bounced address",
-        "due to extended inactivity new mail is not currently being accepted for this mailbox",
-        "has restricted sms e-mail",
-        "is not accepting any mail",
-        "message filtered",
-        "message rejected due to user rules",
-        "not found recipient account",
-        "refused due to recipient preferences",
-        "resolver.rst.notauthorized",
-        "this account is protected by",
-        "user not found",
-        "user refuses to receive this mail",
-        "user reject",
-        "we failed to deliver mail because the following address recipient id refuse to receive mail",
-        "you have been blocked by the recipient",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const HASMOVED: Phrases = Phrases {
-    index: &[" has been replaced by "],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const HOSTUNKNOWN: Phrases = Phrases {
-    index: &[
-        "domain does not exist",
-        "domain is not reachable",
-        "domain must exist",
-        "host or domain name not found",
-        "host unknown",
-        "host unreachable",
-        "mail domain mentioned in email address is unknown",
-        "name or service not known",
-        "no such domain",
-        "recipient address rejected: unknown domain name",
-        "recipient domain must exist",
-        "the account or domain may not exist",
-        "unknown host",
-        "unroutable address",
-        "unrouteable address",
-    ],
-    pairs: &[&["553 ", " does not exist"]],
-    isnot: &[],
-};
-
-pub(super) const MAILBOXFULL: Phrases = Phrases {
-    index: &[
-        "452 insufficient disk space",
-        "account disabled temporarly for exceeding receiving limits",
-        "account is exceeding their quota",
-        "account is over quota",
-        "account is temporarily over quota",
-        "boite du destinataire pleine",
-        "delivery failed: over quota",
-        "disc quota exceeded",
-        "diskspace quota",
-        "does not have enough space",
-        "exceeded storage allocation",
-        "exceeding its mailbox quota",
-        "full mailbox",
-        "is over disk quota",
-        "is over quota temporarily",
-        "mail file size exceeds the maximum size allowed for mail delivery",
-        "mail quota exceeded",
-        "mailbox exceeded the local limit",
-        "mailbox full",
-        "mailbox has exceeded its disk space limit",
-        "mailbox is full",
-        "mailbox over quota",
-        "mailbox quota usage exceeded",
-        "mailbox size limit exceeded",
-        "maildir over quota",
-        "maildir delivery failed: userdisk quota ",
-        "maildir delivery failed: domaindisk quota ",
-        "mailfolder is full",
-        "no space left on device",
-        "not enough disk space",
-        "not enough storage space in",
-        "not sufficient disk space",
-        "over the allowed quota",
-        "quota exceeded",
-        "quota violation for",
-        "recipient reached disk quota",
-        "recipient rejected: mailbox would exceed maximum allowed storage",
-        "the recipient mailbox has exceeded its disk space limit",
-        "the user's space has been used up",
-        "the user you are trying to reach is over quota",
-        "too much mail data",
-        "user has exceeded quota, bouncing mail",
-        "user has too many messages on the server",
-        "user is over quota",
-        "user is over the quota",
-        "user over quota",
-        "user over quota. (#5.1.1)",
-        "was automatically rejected: quota exceeded",
-        "would be over the allowed quota",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const MAILERERROR: Phrases = Phrases {
-    index: &[
-        " || exit ",
-        "procmail: ",
-        "bin/procmail",
-        "bin/maidrop",
-        "command failed: ",
-        "command died with status ",
-        "command output:",
-        "mailer error",
-        "pipe to |/",
-        "x-unix; ",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const MESGTOOBIG: Phrases = Phrases {
+pub(in crate::feedback) const MESGTOOBIG: Phrases = Phrases {
     index: &[
         "exceeded maximum inbound message size",
         "exceeded the maximum incoming message size",
@@ -337,30 +183,7 @@ pub(super) const MESGTOOBIG: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const NETWORKERROR: Phrases = Phrases {
-    index: &[
-        "could not connect and send the mail to",
-        "dns records for the destination computer could not be found",
-        "hop count exceeded - possible mail loop",
-        "host is unreachable",
-        "host name lookup failure",
-        "host not found, try again",
-        "mail forwarding loop for ",
-        "malformed name server reply",
-        "malformed or unexpected name server reply",
-        "maximum forwarding loop count exceeded",
-        "message looping",
-        "message probably in a routing loop",
-        "no route to host",
-        "too many hops",
-        "unable to resolve route ",
-        "unrouteable mail domain",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const NORELAYING: Phrases = Phrases {
+pub(in crate::feedback) const NORELAYING: Phrases = Phrases {
     index: &[
         "as a relay",
         "email address is not verified.",
@@ -388,22 +211,7 @@ pub(super) const NORELAYING: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const NOTACCEPT: Phrases = Phrases {
-    index: &[
-        "does not accept mail (nullmx)",
-        "host/domain does not accept mail",
-        "host does not accept mail",
-        "mail receiving disabled",
-        "name server: .: host not found",
-        "no mx record found for domain=",
-        "no route for current request",
-        "smtp protocol returned a permanent error",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const NOTCOMPLIANTRFC: Phrases = Phrases {
+pub(in crate::feedback) const NOTCOMPLIANTRFC: Phrases = Phrases {
     index: &[
         "duplicate header",
         "this message is not rfc 5322 compliant",
@@ -413,7 +221,7 @@ pub(super) const NOTCOMPLIANTRFC: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const POLICYVIOLATION: Phrases = Phrases {
+pub(in crate::feedback) const POLICYVIOLATION: Phrases = Phrases {
     index: &[
         "an illegal attachment on your message",
         "because the recipient is not accepting mail with ",
@@ -445,7 +253,7 @@ pub(super) const POLICYVIOLATION: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const REJECTED: Phrases = Phrases {
+pub(in crate::feedback) const REJECTED: Phrases = Phrases {
     index: &[
         "access denied (in reply to mail from command)",
         "access denied (sender blacklisted)",
@@ -511,7 +319,7 @@ pub(super) const REJECTED: Phrases = Phrases {
     ],
 };
 
-pub(super) const REQUIREPTR: Phrases = Phrases {
+pub(in crate::feedback) const REQUIREPTR: Phrases = Phrases {
     index: &[
         "access denied. ip name lookup failed",
         "all mail servers must have a ptr record with a valid reverse dns entry",
@@ -546,7 +354,7 @@ pub(super) const REQUIREPTR: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const SECURITYERROR: Phrases = Phrases {
+pub(in crate::feedback) const SECURITYERROR: Phrases = Phrases {
     index: &[
         "account not subscribed to ses",
         "authentication credentials invalid",
@@ -574,7 +382,7 @@ pub(super) const SECURITYERROR: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const SPAMDETECTED: Phrases = Phrases {
+pub(in crate::feedback) const SPAMDETECTED: Phrases = Phrases {
     index: &[
         " - spam",
         "//www.spamhaus.org/help/help_spam_16.htm",
@@ -683,7 +491,7 @@ pub(super) const SPAMDETECTED: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const SPEEDING: Phrases = Phrases {
+pub(in crate::feedback) const SPEEDING: Phrases = Phrases {
     index: &[
         "mail sent from your IP address has been temporarily rate limited",
         "please try again slower",
@@ -693,75 +501,7 @@ pub(super) const SPEEDING: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const SUSPEND: Phrases = Phrases {
-    index: &[
-        " is currently suspended",
-        " temporary locked",
-        "archived recipient",
-        "boite du destinataire archivee",
-        "email account that you tried to reach is disabled",
-        "has been suspended",
-        "inactive account",
-        "invalid/inactive user",
-        "is a deactivated mailbox",
-        "is unavailable: user is terminated",
-        "mailbox currently suspended",
-        "mailbox disabled",
-        "mailbox is frozen",
-        "mailbox unavailable or access denied",
-        "recipient rejected: temporarily inactive",
-        "recipient suspend the service",
-        "this account has been disabled or discontinued",
-        "this account has been temporarily suspended",
-        "this address no longer accepts mail",
-        "this mailbox is disabled",
-        "user or domain is disabled",
-        "user suspended",
-        "vdelivermail: account is locked email bounced",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const SYSTEMERROR: Phrases = Phrases {
-    index: &[
-        "aliasing/forwarding loop broken",
-        "can't create user output file",
-        "could not load drd for domain",
-        "internal error reading data",
-        "internal server error: operation now in progress",
-        "interrupted system call",
-        "it encountered an error while being processed",
-        "it would create a mail loop",
-        "local configuration error",
-        "local error in processing",
-        "loop was found in the mail exchanger",
-        "loops back to myself",
-        "mail system configuration error",
-        "queue file write error",
-        "recipient deferred because there is no mdb",
-        "remote server is misconfigured",
-        "server configuration error",
-        "service currently unavailable",
-        "system config error",
-        "temporary local problem",
-        "timeout waiting for input",
-        "transaction failed ",
-    ],
-    pairs: &[&["unable to connect ", "daemon"]],
-    isnot: &[],
-};
-
-pub(super) const SYSTEMFULL: Phrases = Phrases {
-    index: &[
-        "mail system full",
-        "requested mail action aborted: exceeded storage allocation",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const TOOMANYCONN: Phrases = Phrases {
+pub(in crate::feedback) const TOOMANYCONN: Phrases = Phrases {
     index: &[
         "all available ips are at maximum connection limit",
         "connection rate limit exceeded",
@@ -782,142 +522,7 @@ pub(super) const TOOMANYCONN: Phrases = Phrases {
     isnot: &[],
 };
 
-pub(super) const USERUNKNOWN: Phrases = Phrases {
-    index: &[
-        "#5.1.1 bad address",
-        "550 address invalid",
-        "5.1.0 address rejected.",
-        "address does not exist",
-        "address not present in directory",
-        "address unknown",
-        "can't accept user",
-        "does not exist.",
-        "destination addresses were unknown",
-        "destination server rejected recipients",
-        "email address does not exist",
-        "email address could not be found",
-        "invalid address",
-        "invalid mailbox",
-        "invalid mailbox path",
-        "invalid recipient",
-        "is not a known user",
-        "is not a valid mailbox",
-        "is not an active address at this host",
-        "mailbox does not exist",
-        "mailbox invalid",
-        "mailbox is inactive",
-        "mailbox is unavailable",
-        "mailbox not present",
-        "mailbox not found",
-        "mailbox unavaiable",
-        "nessun utente simile in questo indirizzo",
-        "no account by that name here",
-        "no existe dicha persona",
-        "no existe ese usuario ",
-        "no mail box available for this user",
-        "no mailbox by that name is currently available",
-        "no mailbox found",
-        "no such address here",
-        "no such mailbox",
-        "no such person at this address",
-        "no such recipient",
-        "no such user",
-        "no thank you rejected: account unavailable",
-        "no valid recipients, bye",
-        "not a valid recipient",
-        "not a valid user here",
-        "not a local address",
-        "not email addresses",
-        "recipient address rejected. (in reply to rcpt to command)",
-        "recipient address rejected: access denied",
-        "recipient address rejected: invalid user",
-        "recipient address rejected: invalid-recipient",
-        "recipient address rejected: unknown user",
-        "recipient address rejected: userunknown",
-        "recipient does not exist",
-        "recipient is not accepted",
-        "recipient is not local",
-        "recipient not exist",
-        "recipient not found",
-        "recipient not ok",
-        "recipient refuses to accept your mail",
-        "recipient unknown",
-        "requested action not taken: mailbox unavailable",
-        "resolver.adr.recipient notfound",
-        "sorry, user unknown",
-        "sorry, badrcptto",
-        "sorry, no mailbox here by that name",
-        "sorry, your envelope recipient has been denied",
-        "that domain or user isn't in my list of allowed rcpthosts",
-        "the email account that you tried to reach does not exist",
-        "the following recipients was undeliverable",
-        "the user's email name is not found",
-        "there is no one at this address",
-        "this address no longer accepts mail",
-        "this email address is wrong or no longer valid",
-        "this recipient is in my badrecipientto list",
-        "this recipient is not in my validrcptto list",
-        "this spectator does not exist",
-        "unknown mailbox",
-        "unknown recipient",
-        "unknown user",
-        "user does not exist",
-        "user missing home directory",
-        "user not active",
-        "user not exist",
-        "user not found",
-        "user not known",
-        "user unknown",
-        "utilisateur inconnu !",
-        "vdeliver: invalid or unknown virtual user",
-        "your envelope recipient is in my badrcptto list",
-    ],
-    pairs: &[
-        &["<", "> not found"],
-        &["<", ">... blocked by "],
-        &["account ", " does not exist at the organization"],
-        &[
-            "adresse d au moins un destinataire invalide. invalid recipient.",
-            "416",
-        ],
-        &[
-            "adresse d au moins un destinataire invalide. invalid recipient.",
-            "418",
-        ],
-        &["bad", "recipient"],
-        &["mailbox ", "does not exist"],
-        &["mailbox ", "unavailable or access denied"],
-        &["no ", " in name directory"],
-        &["non", "existent user"],
-        &["rcpt <", " does not exist"],
-        &["rcpt (", "t exist "],
-        &["recipient ", " was not found in"],
-        &["recipient address rejected: user ", "  does not exist"],
-        &["recipient address rejected: user unknown in ", "  table"],
-        &["said: 550-5.1.1 ", " user unknown "],
-        &["said: 550 5.1.1 ", " user unknown "],
-        &["this user doesn't have a ", " account"],
-        &["unknown e", "mail address"],
-        &["unknown local", "part"],
-        &["user ", " was not found"],
-        &["user ", " does not exist"],
-        &["user (", ") unknown"],
-    ],
-    isnot: &[],
-};
-
-pub(super) const VACATION: Phrases = Phrases {
-    index: &[
-        "i am away on vacation",
-        "i am away until",
-        "i am out of the office",
-        "i will be traveling for work on",
-    ],
-    pairs: &[],
-    isnot: &[],
-};
-
-pub(super) const VIRUSDETECTED: Phrases = Phrases {
+pub(in crate::feedback) const VIRUSDETECTED: Phrases = Phrases {
     index: &[
         "it has a potentially executable attachment",
         "the message was rejected because it contains prohibited virus or spam content",
