@@ -10,25 +10,27 @@ use postern::store::{
 
 struct Db {
     store: Store,
+    url: String,
     _pg: Option<common::PgDb>,
     _dir: tempfile::TempDir,
 }
 
 async fn backends() -> Vec<Db> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let sqlite = Store::connect(&sqlite_url).await.unwrap();
     let pg = common::PgDb::create();
     let postgres = Store::connect(&pg.url).await.unwrap();
     vec![
         Db {
             store: sqlite,
+            url: sqlite_url,
             _pg: None,
             _dir: dir,
         },
         Db {
             store: postgres,
+            url: pg.url.clone(),
             _pg: Some(pg),
             _dir: tempfile::tempdir().unwrap(),
         },
@@ -357,6 +359,44 @@ async fn guard_ledger_recipient_memory_and_held_summary() {
         assert_eq!(s.delivered_via("ses", 4_000).await.unwrap(), 0);
         assert_eq!(s.delivered_via("local", 4_000).await.unwrap(), 2);
 
+        // The console's counts: every accept (read from the rows), the held and delivered events.
+        let mut counts: Vec<(String, Option<String>, i64)> = s
+            .event_counts(1_000, 10_000, Some(&t.id))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                assert_eq!((c.bucket, &c.tenant_id), (0, &t.id));
+                (c.kind, c.provider, c.n)
+            })
+            .collect();
+        counts.sort();
+        let count = |kind: &str, provider: Option<&str>, n| {
+            (kind.to_owned(), provider.map(str::to_owned), n)
+        };
+        assert_eq!(
+            counts,
+            [
+                count("delivered", Some("local"), 2),
+                count("delivered", Some("ses"), 2),
+                count("held", None, 4),
+                count("queued", None, 6),
+            ],
+            "{}",
+            s.backend()
+        );
+        let since_1004 = s.event_counts(1_004, 10_000, None).await.unwrap();
+        assert!(
+            since_1004.iter().any(|c| c.kind == "queued" && c.n == 2),
+            "{since_1004:?}"
+        );
+        assert!(
+            s.event_counts(0, 10_000, Some("other"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
         let recent = s.recent_recipients(0, 100).await.unwrap();
         assert_eq!(recent.len(), 6);
         assert!(recent.iter().all(|(tenant, _)| *tenant == t.id));
@@ -439,6 +479,57 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
     let pending = commit_one(&p, &t.id, 3).await;
     assert!(matches!(pending, postern::store::Pending::Durable));
     assert!(!pending.wait().await.unwrap(), "nothing left to flush");
+}
+
+/// Runs SQL straight on a test database, as an older version of Postern would have written it.
+async fn raw_sql(url: &str, statements: &str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(statements).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(statements).execute(&mut c).await.unwrap();
+    }
+}
+
+/// A message's history starts with its accept, read from its row: nothing stores a 'queued'
+/// event any more. A database written before that (one stored 'queued' event per message)
+/// shows it twice until the migration at start removes the stored ones; after it, once.
+#[tokio::test]
+async fn the_accept_event_comes_from_the_row_once_after_an_upgrade() {
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        let m = msg(&t.id, 1, None);
+        s.insert_messages(std::slice::from_ref(&m)).await.unwrap();
+        let kinds = |r: &postern::store::MessageRecord| {
+            r.events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>()
+        };
+        let rec = s.message(&t.id, &m.id).await.unwrap();
+        assert_eq!(kinds(&rec), ["queued"], "{}", s.backend());
+        assert_eq!(rec.events[0].at, m.created_at);
+        assert_eq!(rec.events[0].detail.as_deref(), Some("accepted via http"));
+
+        // The database as the version before this migration left it.
+        raw_sql(
+            &db.url,
+            &format!(
+                "DROP INDEX messages_by_time; DELETE FROM schema_migrations WHERE version = 15; \
+                 INSERT INTO message_events (message_id, at, kind, detail) \
+                 VALUES ('{}', {}, 'queued', 'accepted via http')",
+                m.id, m.created_at
+            ),
+        )
+        .await;
+        let rec = s.message(&t.id, &m.id).await.unwrap();
+        assert_eq!(kinds(&rec), ["queued", "queued"], "before the migration");
+
+        let upgraded = Store::connect(&db.url).await.unwrap();
+        let rec = upgraded.message(&t.id, &m.id).await.unwrap();
+        assert_eq!(kinds(&rec), ["queued"], "{}", s.backend());
+        upgraded.close().await;
+    }
 }
 
 /// Commits one message without waiting for the disk: what is left to make it durable.

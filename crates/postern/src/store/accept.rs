@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{
     Inserted, NewEvent, NewMessage, Pending, Recipient, Result, SqliteDb, Store, StoreError,
-    cacheable_chunks, on_pool, recipients_json, suppressions,
+    StoredEvent, cacheable_chunks, on_pool, recipients_json, suppressions,
 };
 use crate::domain::{EventKind, RecipientState};
 
@@ -64,6 +64,9 @@ impl<'a> Planned<'a> {
             .map(|h| h.0.clone())
     }
 
+    /// The events stored with the message. Its first event, the accept itself, is not among
+    /// them: the message row stands for it ([`accept_event`]), which spares every accept an
+    /// event row and its index entry (about a tenth of an accept's CPU at full load).
     pub(super) fn events(&self) -> Vec<NewEvent> {
         let m = self.msg;
         let ev = |kind: EventKind, recipient: Option<&str>, detail: String| NewEvent {
@@ -74,11 +77,7 @@ impl<'a> Planned<'a> {
             provider: None,
             detail: Some(detail),
         };
-        let mut out = vec![ev(
-            EventKind::Queued,
-            None,
-            format!("accepted via {}", m.source),
-        )];
+        let mut out = Vec::new();
         for r in self
             .recipients
             .iter()
@@ -94,6 +93,18 @@ impl<'a> Planned<'a> {
             out.push(ev(EventKind::Held, None, why.clone()));
         }
         out
+    }
+}
+
+/// A message's first event, read from its row: every message was queued when it was accepted,
+/// at its `created_at`, through its `source`. Stored events follow it.
+pub(super) fn accept_event(created_at: i64, source: &str) -> StoredEvent {
+    StoredEvent {
+        at: created_at,
+        kind: EventKind::Queued.as_str().to_owned(),
+        recipient: None,
+        provider: None,
+        detail: Some(format!("accepted via {source}")),
     }
 }
 

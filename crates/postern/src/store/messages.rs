@@ -6,14 +6,15 @@ use super::*;
 impl Store {
     pub async fn message(&self, tenant_id: &str, id: &str) -> Result<MessageRecord> {
         on_pool!(self, p, Db => {
-            let r = sqlx::query("SELECT id, tenant_id, status, mail_from, recipients, subject, message_id_header, attempts, created_at FROM messages WHERE id = $1 AND tenant_id = $2")
+            let r = sqlx::query("SELECT id, tenant_id, source, status, mail_from, recipients, subject, message_id_header, attempts, created_at FROM messages WHERE id = $1 AND tenant_id = $2")
                 .bind(id).bind(tenant_id).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
             let evs = sqlx::query("SELECT at, kind, recipient, provider, detail FROM message_events WHERE message_id = $1 ORDER BY id")
                 .bind(id).fetch_all(p).await?;
-            let events = evs.iter().map(|e| Ok(StoredEvent {
+            let accepted = accept::accept_event(r.try_get("created_at")?, r.try_get("source")?);
+            let events = std::iter::once(Ok(accepted)).chain(evs.iter().map(|e| Ok(StoredEvent {
                 at: e.try_get("at")?, kind: e.try_get("kind")?, recipient: e.try_get("recipient")?,
                 provider: e.try_get("provider")?, detail: e.try_get("detail")?,
-            })).collect::<Result<Vec<_>>>()?;
+            }))).collect::<Result<Vec<_>>>()?;
             let id: String = r.try_get("id")?;
             Ok(MessageRecord {
                 recipients: parse_recipients(&id, &r.try_get::<String, _>("recipients")?)?,

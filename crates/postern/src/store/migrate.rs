@@ -67,6 +67,10 @@ impl Store {
                 version: 14,
                 sql: include_str!("status.sql").to_owned(),
             },
+            Migration {
+                version: 15,
+                sql: include_str!("accept_event.sql").to_owned(),
+            },
         ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
