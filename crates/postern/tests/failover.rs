@@ -7,23 +7,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{App, Backend, Sink, run_blocking, simple_message};
+use common::{App, Backend, Sink, relay_env, run_blocking, simple_message};
 use serde_json::Value;
 
 fn two_relays(primary: &Sink, backup: &Sink, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = vec![];
-    for (name, sink) in [("PRIMARY", primary), ("BACKUP", backup)] {
-        env.push((format!("POSTERN_PROVIDERS_{name}_TYPE"), "smtp".to_owned()));
-        env.push((format!("POSTERN_PROVIDERS_{name}_HOST"), "127.0.0.1".into()));
-        env.push((
-            format!("POSTERN_PROVIDERS_{name}_PORT"),
-            sink.port.to_string(),
-        ));
-    }
-    env.push((
-        "POSTERN_ROUTES_DEFAULT".into(),
-        r#"["primary", "backup"]"#.into(),
-    ));
+    let mut env = relay_env(&[("primary", primary), ("backup", backup)]);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env
 }

@@ -7,24 +7,8 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{App, Backend, Sink, run_blocking, simple_message};
-use serde_json::{Value, json};
-
-fn relay_env(sinks: &[(&str, &Sink)]) -> Vec<(String, String)> {
-    let mut env = vec![];
-    for (name, sink) in sinks {
-        let up = name.to_ascii_uppercase();
-        env.push((format!("POSTERN_PROVIDERS_{up}_TYPE"), "smtp".to_owned()));
-        env.push((format!("POSTERN_PROVIDERS_{up}_HOST"), "127.0.0.1".into()));
-        env.push((
-            format!("POSTERN_PROVIDERS_{up}_PORT"),
-            sink.port.to_string(),
-        ));
-    }
-    let names: Vec<&str> = sinks.iter().map(|(n, _)| *n).collect();
-    env.push(("POSTERN_ROUTES_DEFAULT".into(), json!(names).to_string()));
-    env
-}
+use common::{App, Backend, Sink, relay_env, run_blocking, simple_message};
+use serde_json::Value;
 
 fn spawn(backend: Backend, env: &[(String, String)]) -> App {
     let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

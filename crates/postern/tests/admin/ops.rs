@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{App, Backend, Sink, run_blocking, simple_message};
+use crate::common::{App, Backend, Sink, relay_env, run_blocking, simple_message};
 use crate::{audit_log, audited, get, post, spawn, token};
 
 async fn wait_status(app: &App, key: &str, id: &str, status: &str) {
@@ -294,19 +294,7 @@ fn route_move_through_the_api_moves_deferred_messages_and_undoes() {
         // The primary defers everything; its messages would wait a minute for their retry.
         let primary = Sink::start(&["--tempfail-first", "1000000"]);
         let backup = Sink::start(&[]);
-        let mut env = vec![];
-        for (name, sink) in [("PRIMARY", &primary), ("BACKUP", &backup)] {
-            env.push((format!("POSTERN_PROVIDERS_{name}_TYPE"), "smtp".to_owned()));
-            env.push((format!("POSTERN_PROVIDERS_{name}_HOST"), "127.0.0.1".into()));
-            env.push((
-                format!("POSTERN_PROVIDERS_{name}_PORT"),
-                sink.port.to_string(),
-            ));
-        }
-        env.push((
-            "POSTERN_ROUTES_DEFAULT".into(),
-            r#"["primary", "backup"]"#.into(),
-        ));
+        let mut env = relay_env(&[("primary", &primary), ("backup", &backup)]);
         env.push(("POSTERN_QUEUE_BACKOFF_BASE_SECS".into(), "60".into()));
         let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (app, _) = spawn(Backend::Sqlite, &refs);

@@ -125,6 +125,27 @@ where
     })
 }
 
+/// The environment for SMTP providers named after `sinks`, each relaying to its sink, routed
+/// in that order (the first primary, the next its failover).
+pub fn relay_env(sinks: &[(&str, &Sink)]) -> Vec<(String, String)> {
+    let mut env = vec![];
+    for (name, sink) in sinks {
+        let up = name.to_ascii_uppercase();
+        env.push((format!("POSTERN_PROVIDERS_{up}_TYPE"), "smtp".to_owned()));
+        env.push((format!("POSTERN_PROVIDERS_{up}_HOST"), "127.0.0.1".into()));
+        env.push((
+            format!("POSTERN_PROVIDERS_{up}_PORT"),
+            sink.port.to_string(),
+        ));
+    }
+    let names: Vec<&str> = sinks.iter().map(|(n, _)| *n).collect();
+    env.push((
+        "POSTERN_ROUTES_DEFAULT".into(),
+        serde_json::json!(names).to_string(),
+    ));
+    env
+}
+
 /// A real SMTP server (tests/support/sink.py on aiosmtpd).
 pub struct Sink {
     pub port: u16,
