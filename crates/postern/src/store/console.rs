@@ -37,9 +37,9 @@ const COUNTED: &str = "'delivered', 'bounced', 'complained', 'auto_replied', 'he
 
 impl Store {
     /// Counted events since `since`, in buckets of `bucket_ms`, optionally for one tenant.
-    /// Scans the events of the window (there is no index on their time); the console asks for
-    /// a day at most. Accepts ('queued') are counted from the messages' rows, which stand for
-    /// that event ([`super::accept::accept_event`]), through their index on time.
+    /// Scans the events table (there is no index on their time); the console asks for a day
+    /// at most. Accepts ('queued') are counted from the messages' rows, which stand for that
+    /// event ([`super::accept::accept_event`]), out of `messages_by_time` alone.
     pub async fn event_counts(
         &self,
         since: i64,

@@ -8,7 +8,8 @@ impl Store {
         on_pool!(self, p, Db => {
             let r = sqlx::query("SELECT id, tenant_id, source, status, mail_from, recipients, subject, message_id_header, attempts, created_at FROM messages WHERE id = $1 AND tenant_id = $2")
                 .bind(id).bind(tenant_id).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
-            let evs = sqlx::query("SELECT at, kind, recipient, provider, detail FROM message_events WHERE message_id = $1 ORDER BY id")
+            // The accept comes from the row; a stored 'queued' event is one an older version wrote.
+            let evs = sqlx::query("SELECT at, kind, recipient, provider, detail FROM message_events WHERE message_id = $1 AND kind <> 'queued' ORDER BY id")
                 .bind(id).fetch_all(p).await?;
             let accepted = accept::accept_event(r.try_get("created_at")?, r.try_get("source")?);
             let events = std::iter::once(Ok(accepted)).chain(evs.iter().map(|e| Ok(StoredEvent {
