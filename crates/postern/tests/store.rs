@@ -481,18 +481,6 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
     assert!(!pending.wait().await.unwrap(), "nothing left to flush");
 }
 
-/// Runs SQL straight on a test database, as an older version of Postern would have written it.
-async fn raw_sql(url: &str, statements: &str) {
-    use sqlx::Connection;
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(statements).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(statements).execute(&mut c).await.unwrap();
-    }
-}
-
 /// A message's history starts with its accept, read from its row: nothing stores a 'queued'
 /// event any more. One stored by an older version (before migration 15, or by an older node
 /// still running against the same database) is passed over, so the accept shows once; a held
@@ -517,7 +505,7 @@ async fn the_accept_event_comes_from_the_row_once_even_beside_a_stored_one() {
         assert_eq!(kinds(&rec), ["queued", "held"], "{}", s.backend());
 
         // What an older version stored for every accept.
-        raw_sql(
+        common::run_sql(
             &db.url,
             &format!(
                 "INSERT INTO message_events (message_id, at, kind, detail) \

@@ -146,6 +146,25 @@ pub fn relay_env(sinks: &[(&str, &Sink)]) -> Vec<(String, String)> {
     env
 }
 
+/// Runs SQL statements straight on the database at `url` (`sqlite://…` or `postgres://…`), on a
+/// connection of its own, as someone with access to the database would.
+pub async fn run_sql(url: &str, statements: &str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
+        sqlx::raw_sql(statements)
+            .execute(&mut c)
+            .await
+            .expect(statements);
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.expect("postgres");
+        sqlx::raw_sql(statements)
+            .execute(&mut c)
+            .await
+            .expect(statements);
+    }
+}
+
 /// A real SMTP server (tests/support/sink.py on aiosmtpd).
 pub struct Sink {
     pub port: u16,
@@ -431,24 +450,8 @@ impl App {
 
     /// Runs SQL statements straight on the database (as someone with access to it would).
     pub fn sql(&self, statements: &str) {
-        use sqlx::Connection;
         let url = self.database_url();
-        let sqlite = matches!(self.backend, Backend::Sqlite);
-        block_local(|| async {
-            if sqlite {
-                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
-                sqlx::raw_sql(statements)
-                    .execute(&mut c)
-                    .await
-                    .expect(statements);
-            } else {
-                let mut c = sqlx::PgConnection::connect(&url).await.expect("postgres");
-                sqlx::raw_sql(statements)
-                    .execute(&mut c)
-                    .await
-                    .expect(statements);
-            }
-        })
+        block_local(|| run_sql(&url, statements))
     }
 
     pub fn url(&self, path: &str) -> String {
