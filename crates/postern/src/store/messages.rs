@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// An attempt's outcome, applied only while the node still holds the claim.
+pub(super) const COMPLETE: &str = "UPDATE messages SET status = $1, recipients = $2, next_attempt_at = $3, provider = COALESCE($4, provider), \
+     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0, held_by = $9 \
+     WHERE id = $7 AND status = 'sending' AND claimed_by = $8";
+/// A recipient the outcome suppresses, on the message's tenant's list.
+pub(super) const SUPPRESS_FROM_DELIVERY: &str = "INSERT INTO suppressions (tenant_id, address, reason, source, detail, created_at) \
+     SELECT tenant_id, $2, $3, 'delivery', $4, $5 FROM messages WHERE id = $1 ON CONFLICT (tenant_id, address) DO NOTHING";
+
 impl Store {
     pub async fn message(&self, tenant_id: &str, id: &str) -> Result<MessageRecord> {
         on_pool!(self, p, Db => {
@@ -39,6 +47,22 @@ impl Store {
             Store::Sqlite(_) => sqlite::claim_sql(),
             Store::Postgres(_) => postgres::claim_sql(),
         };
+        if let Some((conn, writer)) = self.sqlite_file() {
+            let node = node.to_owned();
+            let (mut out, pending) = conn
+                .write_locked(writer, move |tx| {
+                    sqlite_writes::claim(tx, &node, now, now + lease_ms, limit)
+                })
+                .await?;
+            // Durable before any provider is called: a claim lost in a crash after a send
+            // would make that send look like it never happened.
+            pending
+                .wait()
+                .await
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            out.sort_by_key(|c| c.created_at);
+            return Ok(out);
+        }
         let _w = self.write_lock().await;
         let mut out = on_pool!(self, p, Db => {
             let rows = sqlx::query(&sql).bind(node).bind(now + lease_ms).bind(now).bind(limit).fetch_all(p).await?;
@@ -77,15 +101,23 @@ impl Store {
     /// this node still holds the claim, so a worker whose lease was taken over cannot
     /// overwrite the newer attempt.
     pub async fn complete(&self, node: &str, batch: &[Completion]) -> Result<()> {
+        if let Some((conn, writer)) = self.sqlite_file() {
+            let (node, batch) = (node.to_owned(), batch.to_vec());
+            let ((), pending) = conn
+                .write_locked(writer, move |tx| sqlite_writes::complete(tx, &node, &batch))
+                .await?;
+            return pending
+                .wait()
+                .await
+                .map(drop)
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)));
+        }
         let _w = self.write_lock().await;
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;
             let mut applied = Vec::with_capacity(batch.len());
             for c in batch {
-                let n = sqlx::query(
-                    "UPDATE messages SET status = $1, recipients = $2, next_attempt_at = $3, provider = COALESCE($4, provider), \
-                     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0, held_by = $9 \
-                     WHERE id = $7 AND status = 'sending' AND claimed_by = $8")
+                let n = sqlx::query(COMPLETE)
                     .bind(c.status.as_str()).bind(recipients_json(&c.recipients)).bind(c.next_attempt_at)
                     .bind(&c.provider).bind(&c.last_error).bind(c.at).bind(&c.id).bind(node).bind(&c.held_by)
                     .execute(&mut *tx).await?.rows_affected();
@@ -93,8 +125,7 @@ impl Store {
             }
             for c in &applied {
                 for (address, reason) in &c.suppress {
-                    sqlx::query("INSERT INTO suppressions (tenant_id, address, reason, source, detail, created_at) \
-                                 SELECT tenant_id, $2, $3, 'delivery', $4, $5 FROM messages WHERE id = $1 ON CONFLICT (tenant_id, address) DO NOTHING")
+                    sqlx::query(SUPPRESS_FROM_DELIVERY)
                         .bind(&c.id).bind(suppressions::normalize(address)).bind(reason)
                         .bind(format!("message {}", c.id)).bind(c.at).execute(&mut *tx).await?;
                 }

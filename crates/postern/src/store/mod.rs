@@ -17,6 +17,7 @@ mod postgres;
 mod routes;
 mod secrets;
 mod sqlite;
+mod sqlite_writes;
 mod status;
 pub mod suppressions;
 
@@ -384,6 +385,24 @@ impl Store {
     }
 
     /// Held across a write transaction on SQLite; nothing on PostgreSQL.
+    /// An SQLite file's own write connection and the write lock, for the frequent writes that
+    /// go through it ([`sqlite_writes`]); `None` on PostgreSQL and for an in-memory database.
+    fn sqlite_file(
+        &self,
+    ) -> Option<(
+        &std::sync::Arc<sqlite::AcceptConn>,
+        &std::sync::Arc<WriteLock>,
+    )> {
+        match self {
+            Store::Sqlite(SqliteDb {
+                accept: Some(conn),
+                writer,
+                ..
+            }) => Some((conn, writer)),
+            _ => None,
+        }
+    }
+
     async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self {
             Store::Sqlite(db) => Some(db.writer.lock().await),

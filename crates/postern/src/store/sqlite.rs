@@ -143,117 +143,148 @@ impl AcceptConn {
         self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    /// One group commit, the contract of [`super::Store::insert_messages`] without the flush;
-    /// returns the commit's number for [`Wal::flush_through`]. Blocking; the caller holds the
-    /// store's write lock.
-    pub(super) fn insert(&self, batch: &[NewMessage]) -> Result<(Vec<Inserted>, u64)> {
+    /// One write transaction on this connection (`BEGIN IMMEDIATE` … `COMMIT`, blocking; the
+    /// caller holds the store's write lock): the group commits of accepts, and delivery's claims
+    /// and outcomes ([`super::sqlite_writes`]). Returns what `body` returned and the commit's
+    /// number for [`Wal::flush_through`]: committed, not yet durable.
+    pub(super) fn write<T>(
+        &self,
+        body: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<(T, u64)> {
         let mut held = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let conn = held
             .as_mut()
             .ok_or_else(|| StoreError::Db(sqlx::Error::PoolClosed))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
-        {
-            let mut claim = tx.prepare_cached(super::accept::CLAIM_IDEMPOTENCY)?;
-            let mut first = tx.prepare_cached(super::accept::FIRST_ANSWER)?;
-            for i in super::accept::claim_order(batch) {
-                let m = &batch[i];
-                let Some((key, hash)) = &m.idempotency else {
-                    continue;
-                };
-                let won = claim.execute(rusqlite::params![
-                    m.tenant_id,
-                    key,
-                    m.id,
-                    hash,
-                    super::accept::initial_status(m),
-                    m.created_at
-                ])? == 1;
-                if !won {
-                    answers[i] =
-                        Some(first.query_row(rusqlite::params![m.tenant_id, key], |r| {
-                            let (id, first_hash, status): (String, String, String) =
-                                (r.get(0)?, r.get(1)?, r.get(2)?);
-                            Ok(super::accept::repeat_answer(
-                                id,
-                                &first_hash == hash,
-                                status,
-                            ))
-                        })?);
-                }
-            }
-        }
-        let fresh: Vec<&NewMessage> = batch
-            .iter()
-            .zip(&answers)
-            .filter(|(_, a)| a.is_none())
-            .map(|(m, _)| m)
-            .collect();
-        // Suppressed recipients, read in this transaction so an accept never races an addition.
-        let mut suppressed = std::collections::HashSet::new();
-        {
-            let mut q = tx.prepare_cached(
-                "SELECT 1 FROM suppressions WHERE tenant_id = ?1 AND address = ?2",
-            )?;
-            for m in &fresh {
-                for a in &m.recipients {
-                    let address = super::suppressions::normalize(a);
-                    if q.exists(rusqlite::params![m.tenant_id, address])? {
-                        suppressed.insert((m.tenant_id.clone(), address));
-                    }
-                }
-            }
-        }
-        let planned: Vec<super::accept::Planned> = fresh
-            .iter()
-            .map(|m| super::accept::Planned::new(m, &suppressed))
-            .collect();
-        {
-            let mut message = tx.prepare_cached(super::accept::INSERT_MESSAGE_ROW)?;
-            let mut event = tx.prepare_cached(super::accept::INSERT_EVENT_ROW)?;
-            for p in &planned {
-                let m = p.msg;
-                message.execute(rusqlite::params![
-                    m.id,
-                    m.tenant_id,
-                    m.key_id,
-                    m.source,
-                    m.mail_from,
-                    super::recipients_json(&p.recipients),
-                    m.subject,
-                    m.message_id_header,
-                    m.raw,
-                    m.raw.len() as i64,
-                    p.status,
-                    0_i64,
-                    m.created_at,
-                    m.created_at,
-                    m.created_at,
-                    m.expires_at,
-                    0_i64,
-                    p.held_by(),
-                ])?;
-                for e in p.events() {
-                    event.execute(rusqlite::params![
-                        e.message_id,
-                        e.at,
-                        e.kind.as_str(),
-                        e.recipient,
-                        e.detail
-                    ])?;
-                }
-            }
-            let mut mark = tx.prepare_cached(super::accept::MARK_KEY_SUPPRESSED)?;
-            for p in planned.iter().filter(|p| p.status == "suppressed") {
-                if let Some((key, _)) = &p.msg.idempotency {
-                    mark.execute(rusqlite::params![p.msg.tenant_id, key])?;
-                }
-            }
-        }
-        let answers = super::accept::answers_of(batch, answers, &planned);
+        let out = body(&tx)?;
         tx.commit()?;
-        Ok((answers, self.wal.committed()))
+        Ok((out, self.wal.committed()))
     }
+
+    /// [`AcceptConn::write`] on a blocking thread, holding the store's write lock for the
+    /// transaction only; returns what is left to make it durable. The flush runs after the lock
+    /// is released, shared with every commit made meanwhile.
+    pub(super) async fn write_locked<T: Send + 'static>(
+        self: &Arc<Self>,
+        writer: &Arc<super::WriteLock>,
+        body: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<(T, super::Pending)> {
+        let (this, writer) = (self.clone(), writer.clone());
+        blocking(move || {
+            let _w = writer.blocking_lock();
+            let (out, commit) = this.write(body)?;
+            Ok((out, super::Pending::WalSync(this.wal(), commit)))
+        })
+        .await
+    }
+
+    /// One group commit, the contract of [`super::Store::insert_messages`] without the flush;
+    /// returns the commit's number for [`Wal::flush_through`]. Blocking; the caller holds the
+    /// store's write lock.
+    pub(super) fn insert(&self, batch: &[NewMessage]) -> Result<(Vec<Inserted>, u64)> {
+        self.write(|tx| insert_batch(tx, batch))
+    }
+}
+
+/// The statements of one group commit, inside [`AcceptConn::write`]'s transaction.
+fn insert_batch(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
+    let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
+    {
+        let mut claim = tx.prepare_cached(super::accept::CLAIM_IDEMPOTENCY)?;
+        let mut first = tx.prepare_cached(super::accept::FIRST_ANSWER)?;
+        for i in super::accept::claim_order(batch) {
+            let m = &batch[i];
+            let Some((key, hash)) = &m.idempotency else {
+                continue;
+            };
+            let won = claim.execute(rusqlite::params![
+                m.tenant_id,
+                key,
+                m.id,
+                hash,
+                super::accept::initial_status(m),
+                m.created_at
+            ])? == 1;
+            if !won {
+                answers[i] = Some(first.query_row(rusqlite::params![m.tenant_id, key], |r| {
+                    let (id, first_hash, status): (String, String, String) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?);
+                    Ok(super::accept::repeat_answer(
+                        id,
+                        &first_hash == hash,
+                        status,
+                    ))
+                })?);
+            }
+        }
+    }
+    let fresh: Vec<&NewMessage> = batch
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| a.is_none())
+        .map(|(m, _)| m)
+        .collect();
+    // Suppressed recipients, read in this transaction so an accept never races an addition.
+    let mut suppressed = std::collections::HashSet::new();
+    {
+        let mut q =
+            tx.prepare_cached("SELECT 1 FROM suppressions WHERE tenant_id = ?1 AND address = ?2")?;
+        for m in &fresh {
+            for a in &m.recipients {
+                let address = super::suppressions::normalize(a);
+                if q.exists(rusqlite::params![m.tenant_id, address])? {
+                    suppressed.insert((m.tenant_id.clone(), address));
+                }
+            }
+        }
+    }
+    let planned: Vec<super::accept::Planned> = fresh
+        .iter()
+        .map(|m| super::accept::Planned::new(m, &suppressed))
+        .collect();
+    {
+        let mut message = tx.prepare_cached(super::accept::INSERT_MESSAGE_ROW)?;
+        let mut event = tx.prepare_cached(super::accept::INSERT_EVENT_ROW)?;
+        for p in &planned {
+            let m = p.msg;
+            message.execute(rusqlite::params![
+                m.id,
+                m.tenant_id,
+                m.key_id,
+                m.source,
+                m.mail_from,
+                super::recipients_json(&p.recipients),
+                m.subject,
+                m.message_id_header,
+                m.raw,
+                m.raw.len() as i64,
+                p.status,
+                0_i64,
+                m.created_at,
+                m.created_at,
+                m.created_at,
+                m.expires_at,
+                0_i64,
+                p.held_by(),
+            ])?;
+            for e in p.events() {
+                event.execute(rusqlite::params![
+                    e.message_id,
+                    e.at,
+                    e.kind.as_str(),
+                    e.recipient,
+                    e.detail
+                ])?;
+            }
+        }
+        let mut mark = tx.prepare_cached(super::accept::MARK_KEY_SUPPRESSED)?;
+        for p in planned.iter().filter(|p| p.status == "suppressed") {
+            if let Some((key, _)) = &p.msg.idempotency {
+                mark.execute(rusqlite::params![p.msg.tenant_id, key])?;
+            }
+        }
+    }
+    Ok(super::accept::answers_of(batch, answers, &planned))
 }
 
 /// A descriptor on the write-ahead log, opened once: Linux reports a write-back error to the
