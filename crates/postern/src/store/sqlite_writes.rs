@@ -4,13 +4,14 @@
 //!
 //! Through the pool each was a `synchronous = FULL` commit: the log flushed inside the commit,
 //! with the store's write lock held, and a thread round trip per statement (one UPDATE per
-//! outcome). While delivery ran, those holds were what the group commit of accepts waited
-//! behind: at 3,000 accepts/s delivered into the file provider, the accepts' median latency
-//! went from 1.6 ms (delivery off) to 9.8 ms (bench/README.md, "delivery holds the write
-//! lock"). Here a claim or a batch of outcomes runs start to finish on one blocking thread,
-//! commits without a flush, and is made durable after the lock is released by the same log
-//! flush the accepts share ([`super::sqlite::Wal::flush_through`]): FULL's durability, with
-//! the write lock held only for the statements.
+//! outcome). While delivery ran, the group commit of accepts waited behind those holds: at
+//! 3,000 accepts/s delivered into the file provider, the accepts' median latency was 1.6 ms
+//! with delivery off and 7-10 ms with it on, and in slower minutes the accepts fell behind the
+//! offered rate altogether (bench/README.md, "Delivery's writes off the write lock"). Here a
+//! claim or a batch of outcomes runs start to finish on one blocking thread, commits without a
+//! flush, and is made durable after the lock is released by the same log flush the accepts
+//! share ([`super::sqlite::Wal::flush_through`]): FULL's durability, with the write lock held
+//! only for the statements.
 //!
 //! The statements are those of the sqlx path ([`super::messages`]) with SQLite's `?N`
 //! parameters, which bind by number wherever they appear.
