@@ -43,15 +43,26 @@ impl DirSync {
     /// Returns once rename number `n` is on the disk. A failed flush covers nothing: whoever
     /// comes next flushes again.
     fn flush_through(&self, dir: &Path, n: u64) -> std::io::Result<()> {
+        self.flush_through_with(n, || std::fs::File::open(dir)?.sync_all())
+            .map(drop)
+    }
+
+    /// [`DirSync::flush_through`] with the flush given (a test renames inside it); true if
+    /// this call flushed.
+    fn flush_through_with(
+        &self,
+        n: u64,
+        flush: impl FnOnce() -> std::io::Result<()>,
+    ) -> std::io::Result<bool> {
         let mut through = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
         if *through >= n {
-            return Ok(());
+            return Ok(false);
         }
         // Read before the flush begins: every rename numbered by now is in the directory.
         let covered = self.renames.load(Ordering::SeqCst);
-        std::fs::File::open(dir)?.sync_all()?;
+        flush()?;
         *through = covered;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -147,5 +158,40 @@ impl Provider for FileProvider {
                 format!("cannot create {}: {e}", self.dir.display()),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DirSync;
+
+    /// One flush covers the renames numbered before it began, not one numbered while it ran,
+    /// and a failed flush covers nothing.
+    #[test]
+    fn a_directory_flush_covers_only_the_renames_made_before_it_began() {
+        let sync = DirSync::default();
+        let (first, second) = (sync.renamed(), sync.renamed());
+        let mut during = 0;
+        let flushed = sync.flush_through_with(first, || {
+            during = sync.renamed();
+            Ok(())
+        });
+        assert_eq!(
+            flushed.ok(),
+            Some(true),
+            "nothing had flushed the first rename"
+        );
+        assert_eq!(
+            sync.flush_through_with(second, || Ok(())).ok(),
+            Some(false),
+            "numbered before the flush began, so covered by it"
+        );
+        let failed = sync.flush_through_with(during, || Err(std::io::Error::other("EIO")));
+        assert!(failed.is_err(), "the flush's error reaches its caller");
+        assert_eq!(
+            sync.flush_through_with(during, || Ok(())).ok(),
+            Some(true),
+            "made during the first flush and not covered by the failed one: flushed now"
+        );
     }
 }
