@@ -7,8 +7,8 @@
 use sqlx::Row;
 
 use super::{
-    Inserted, NewEvent, NewMessage, Pending, Recipient, Result, SqliteDb, Store, StoreError,
-    StoredEvent, cacheable_chunks, on_pool, recipients_json, suppressions,
+    Inserted, NewEvent, NewMessage, Pending, Recipient, Result, SqliteDb, Store, StoredEvent,
+    cacheable_chunks, on_pool, recipients_json, suppressions,
 };
 use crate::domain::{EventKind, RecipientState};
 
@@ -206,10 +206,7 @@ impl Store {
     /// returns the first answer and is never queued twice.
     pub async fn insert_messages(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
         let (_, answers, pending) = self.insert_messages_deferred(batch.to_vec()).await?;
-        pending
-            .wait()
-            .await
-            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        pending.settle().await?;
         Ok(answers)
     }
 
@@ -221,14 +218,14 @@ impl Store {
         &self,
         batch: Vec<NewMessage>,
     ) -> Result<(Vec<NewMessage>, Vec<Inserted>, Pending)> {
-        if let Store::Sqlite(SqliteDb {
-            accept: Some(accept),
-            writer,
-            ..
-        }) = self
-        {
-            let (batch, answers, commit) = accept.insert_locked(writer, batch).await?;
-            return Ok((batch, answers, Pending::WalSync(accept.wal(), commit)));
+        if let Some((conn, writer)) = self.sqlite_file() {
+            let ((batch, answers), pending) = conn
+                .write_locked(writer, move |tx| {
+                    let answers = super::sqlite::insert_batch(tx, &batch)?;
+                    Ok((batch, answers))
+                })
+                .await?;
+            return Ok((batch, answers, pending));
         }
         let answers = self.insert_committed(&batch).await?;
         Ok((batch, answers, Pending::Durable))
@@ -238,17 +235,10 @@ impl Store {
     /// without the async round trips ([`AcceptCommitter`]); `None` on PostgreSQL and for an
     /// in-memory database.
     pub fn accept_committer(&self) -> Option<AcceptCommitter> {
-        match self {
-            Store::Sqlite(SqliteDb {
-                accept: Some(conn),
-                writer,
-                ..
-            }) => Some(AcceptCommitter {
-                conn: conn.clone(),
-                writer: writer.clone(),
-            }),
-            _ => None,
-        }
+        self.sqlite_file().map(|(conn, writer)| AcceptCommitter {
+            conn: conn.clone(),
+            writer: writer.clone(),
+        })
     }
 
     async fn insert_committed(&self, batch: &[NewMessage]) -> Result<Vec<Inserted>> {

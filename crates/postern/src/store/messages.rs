@@ -43,10 +43,6 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>> {
-        let sql = match self {
-            Store::Sqlite(_) => sqlite::claim_sql(),
-            Store::Postgres(_) => postgres::claim_sql(),
-        };
         if let Some((conn, writer)) = self.sqlite_file() {
             let node = node.to_owned();
             let (mut out, pending) = conn
@@ -56,13 +52,14 @@ impl Store {
                 .await?;
             // Durable before any provider is called: a claim lost in a crash after a send
             // would make that send look like it never happened.
-            pending
-                .wait()
-                .await
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            pending.settle().await?;
             out.sort_by_key(|c| c.created_at);
             return Ok(out);
         }
+        let sql = match self {
+            Store::Sqlite(_) => sqlite::claim_sql(),
+            Store::Postgres(_) => postgres::claim_sql(),
+        };
         let _w = self.write_lock().await;
         let mut out = on_pool!(self, p, Db => {
             let rows = sqlx::query(&sql).bind(node).bind(now + lease_ms).bind(now).bind(limit).fetch_all(p).await?;
@@ -106,11 +103,7 @@ impl Store {
             let ((), pending) = conn
                 .write_locked(writer, move |tx| sqlite_writes::complete(tx, &node, &batch))
                 .await?;
-            return pending
-                .wait()
-                .await
-                .map(drop)
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)));
+            return pending.settle().await;
         }
         let _w = self.write_lock().await;
         on_pool!(self, p, Db => {

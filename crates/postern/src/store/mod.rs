@@ -140,6 +140,15 @@ impl Pending {
             .map_err(std::io::Error::other)?
     }
 
+    /// [`Pending::wait`] for the store's own callers, whose commit is theirs alone: a failed
+    /// flush is their store error.
+    async fn settle(self) -> Result<()> {
+        self.wait()
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))
+    }
+
     /// [`Pending::wait`] on the calling thread (blocking; never on an async thread).
     pub fn wait_blocking(self) -> std::io::Result<bool> {
         match self {
@@ -384,7 +393,6 @@ impl Store {
         }
     }
 
-    /// Held across a write transaction on SQLite; nothing on PostgreSQL.
     /// An SQLite file's own write connection and the write lock, for the frequent writes that
     /// go through it ([`sqlite_writes`]); `None` on PostgreSQL and for an in-memory database.
     fn sqlite_file(
@@ -403,6 +411,7 @@ impl Store {
         }
     }
 
+    /// Held across a write transaction on SQLite; nothing on PostgreSQL.
     async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self {
             Store::Sqlite(db) => Some(db.writer.lock().await),

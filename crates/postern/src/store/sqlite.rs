@@ -123,22 +123,6 @@ impl AcceptConn {
         blocking(move || Ok(this.database.sync_data().map_err(sqlx::Error::Io)?)).await
     }
 
-    /// [`AcceptConn::insert`] on a blocking thread, holding the store's write lock; hands the
-    /// batch back with the answers and the commit's number.
-    pub(super) async fn insert_locked(
-        self: &Arc<Self>,
-        writer: &Arc<super::WriteLock>,
-        batch: Vec<NewMessage>,
-    ) -> Result<(Vec<NewMessage>, Vec<Inserted>, u64)> {
-        let (this, writer) = (self.clone(), writer.clone());
-        blocking(move || {
-            let _w = writer.blocking_lock();
-            let (answers, commit) = this.insert(&batch)?;
-            Ok((batch, answers, commit))
-        })
-        .await
-    }
-
     pub(super) fn close(&self) {
         self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
@@ -187,7 +171,10 @@ impl AcceptConn {
 }
 
 /// The statements of one group commit, inside [`AcceptConn::write`]'s transaction.
-fn insert_batch(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> Result<Vec<Inserted>> {
+pub(super) fn insert_batch(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &[NewMessage],
+) -> Result<Vec<Inserted>> {
     let mut answers: Vec<Option<Inserted>> = vec![None; batch.len()];
     {
         let mut claim = tx.prepare_cached(super::accept::CLAIM_IDEMPOTENCY)?;
