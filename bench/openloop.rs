@@ -19,7 +19,8 @@
 //!   openloop HOST:PORT PATH RATE COUNT CONNS BODY_FILE [HEADER...]
 //! sends COUNT POST requests at RATE per second (RATE 0: all due at once, i.e. as fast as CONNS
 //! connections go) and prints one line of `key=value` figures. Environment: OPENLOOP_THREADS
-//! (default 1).
+//! (default 1); OPENLOOP_TRACE=FILE also writes one line per answered request, "DUE_US
+//! LATENCY_US" (due time after the start, in due order), to find when the slow ones came.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -210,6 +211,8 @@ impl Shared {
 #[derive(Default)]
 struct Tally {
     lat_us: Vec<u64>,
+    /// With OPENLOOP_TRACE set: (due time after the start, latency), both in microseconds.
+    trace: Option<Vec<(u64, u64)>>,
     non2xx: u64,
     errors: u64,
 }
@@ -233,7 +236,10 @@ impl<'a> Loop<'a> {
             conns: (0..n).map(|_| None).collect(),
             idle: (0..n).rev().collect(),
             in_flight: 0,
-            tally: Tally::default(),
+            tally: Tally {
+                trace: std::env::var_os("OPENLOOP_TRACE").map(|_| Vec::new()),
+                ..Tally::default()
+            },
         };
         for i in 0..n {
             // One that cannot connect now is tried again when it is first used.
@@ -370,7 +376,11 @@ impl<'a> Loop<'a> {
                 if !(200..300).contains(&status) {
                     self.tally.non2xx += 1;
                 }
-                self.tally.lat_us.push(due.elapsed().as_micros() as u64);
+                let lat = due.elapsed().as_micros() as u64;
+                self.tally.lat_us.push(lat);
+                if let Some(t) = &mut self.tally.trace {
+                    t.push((due.saturating_duration_since(self.sh.start).as_micros() as u64, lat));
+                }
                 self.in_flight -= 1;
                 if closed || unsent {
                     self.drop_conn(i);
@@ -504,13 +514,20 @@ fn main() {
         })
         .collect();
     let (mut lat, mut non2xx, mut errors) = (Vec::new(), 0, 0);
+    let mut trace = Vec::new();
     for w in workers {
         let t = w.join().expect("event loop thread");
         lat.extend(t.lat_us);
+        trace.extend(t.trace.unwrap_or_default());
         non2xx += t.non2xx;
         errors += t.errors;
     }
     let elapsed = sh.start.elapsed().as_secs_f64();
+    if let Some(path) = std::env::var_os("OPENLOOP_TRACE") {
+        trace.sort_unstable();
+        let lines: String = trace.iter().map(|(d, l)| format!("{d} {l}\n")).collect();
+        std::fs::write(path, lines).expect("OPENLOOP_TRACE file");
+    }
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {

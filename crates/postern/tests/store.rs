@@ -8,52 +8,7 @@ use postern::store::{
     Checkpointed, Completion, Inserted, NewEvent, NewMessage, Recipient, Store, StoreError,
 };
 
-struct Db {
-    store: Store,
-    url: String,
-    _pg: Option<common::PgDb>,
-    _dir: tempfile::TempDir,
-}
-
-async fn backends() -> Vec<Db> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let sqlite = Store::connect(&sqlite_url).await.unwrap();
-    let pg = common::PgDb::create();
-    let postgres = Store::connect(&pg.url).await.unwrap();
-    vec![
-        Db {
-            store: sqlite,
-            url: sqlite_url,
-            _pg: None,
-            _dir: dir,
-        },
-        Db {
-            store: postgres,
-            url: pg.url.clone(),
-            _pg: Some(pg),
-            _dir: tempfile::tempdir().unwrap(),
-        },
-    ]
-}
-
-fn msg(tenant: &str, n: usize, idem: Option<(&str, &str)>) -> NewMessage {
-    NewMessage {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: tenant.to_owned(),
-        key_id: None,
-        source: "http",
-        mail_from: "a@example.com".into(),
-        recipients: vec![format!("r{n}@example.org"), format!("s{n}@example.org")],
-        subject: Some(format!("m{n}")),
-        message_id_header: format!("<{n}@test>"),
-        raw: format!("Subject: m{n}\r\n\r\nbody").into_bytes(),
-        created_at: 1_000 + n as i64,
-        expires_at: 1_000_000,
-        idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
-        held: None,
-    }
-}
+use common::store::{backends, msg};
 
 #[tokio::test]
 async fn tenants_and_keys() {

@@ -5,9 +5,17 @@ use super::*;
 impl Store {
     /// Applies the schema migrations not yet applied, in one transaction.
     pub(super) async fn migrate(&self) -> Result<()> {
-        let (types, lock) = match self {
-            Store::Sqlite(_) => (sqlite::SCHEMA_TYPES, None),
-            Store::Postgres(_) => (postgres::SCHEMA_TYPES, Some(postgres::MIGRATION_LOCK)),
+        let (types, lock, counts) = match self {
+            Store::Sqlite(_) => (
+                sqlite::SCHEMA_TYPES,
+                None,
+                include_str!("message_counts_sqlite.sql"),
+            ),
+            Store::Postgres(_) => (
+                postgres::SCHEMA_TYPES,
+                Some(postgres::MIGRATION_LOCK),
+                include_str!("message_counts_postgres.sql"),
+            ),
         };
         let schema = types
             .iter()
@@ -70,6 +78,11 @@ impl Store {
             Migration {
                 version: 15,
                 sql: include_str!("accept_event.sql").to_owned(),
+            },
+            // Triggers differ between the two backends (see each file).
+            Migration {
+                version: 16,
+                sql: counts.to_owned(),
             },
         ];
         on_pool!(self, p, Db => {

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod admin;
+pub mod store;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
