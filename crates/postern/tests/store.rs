@@ -8,7 +8,7 @@ use postern::store::{
     Checkpointed, Completion, Inserted, NewEvent, NewMessage, Recipient, Store, StoreError,
 };
 
-use common::store::{backends, msg};
+use common::store::{backends, delivered, msg};
 
 #[tokio::test]
 async fn tenants_and_keys() {
@@ -148,40 +148,23 @@ async fn claim_complete_and_recover() {
 
         // Complete one of n1's as delivered; a completion by the wrong node is ignored.
         let done = &a[0];
-        let completion = |id: &str| Completion {
-            id: id.to_owned(),
-            created_at: done.created_at,
-            held_by: None,
-            suppress: vec![],
-            status: MessageStatus::Delivered,
-            recipients: done
-                .recipients
-                .iter()
-                .map(|r| Recipient {
-                    address: r.address.clone(),
-                    state: RecipientState::Delivered,
-                })
-                .collect(),
-            next_attempt_at: 3_000,
-            provider: Some("local".into()),
-            last_error: None,
-            at: 3_000,
-            events: vec![NewEvent {
-                message_id: id.to_owned(),
-                at: 3_000,
-                kind: EventKind::Delivered,
-                recipient: None,
-                provider: Some("local".into()),
-                detail: Some("ok".into()),
-            }],
-        };
-        s.complete("n2", &[completion(&done.id)]).await.unwrap();
+        s.complete(
+            "n2",
+            &[delivered(&done.id, done.created_at, &done.recipients)],
+        )
+        .await
+        .unwrap();
         assert_eq!(
             s.message(&t.id, &done.id).await.unwrap().status,
             "sending",
             "wrong node cannot complete"
         );
-        s.complete("n1", &[completion(&done.id)]).await.unwrap();
+        s.complete(
+            "n1",
+            &[delivered(&done.id, done.created_at, &done.recipients)],
+        )
+        .await
+        .unwrap();
         let rec = s.message(&t.id, &done.id).await.unwrap();
         assert_eq!(rec.status, "delivered");
         assert!(

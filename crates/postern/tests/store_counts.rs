@@ -6,34 +6,35 @@
 
 mod common;
 
-use common::store::{Db, backends, msg};
-use postern::domain::{EventKind, MessageStatus, RecipientState};
+use common::store::{Db, backends, delivered, msg};
 use postern::guard::{Pause, PauseScope};
-use postern::store::{Completion, NewEvent, NewMessage, Recipient, Store};
+use postern::store::{NewMessage, Store};
+
+/// Runs `$q` on a connection of its own to `$url`, SQLite or PostgreSQL, and maps its rows.
+macro_rules! on_either {
+    ($url:expr, |$c:ident| $body:expr) => {{
+        use sqlx::Connection;
+        if $url.starts_with("sqlite:") {
+            let mut $c = sqlx::SqliteConnection::connect($url).await.unwrap();
+            $body
+        } else {
+            let mut $c = sqlx::PgConnection::connect($url).await.unwrap();
+            $body
+        }
+    }};
+}
 
 /// Counts by status straight from `messages`, in `count_by_status`'s order.
 async fn counted(url: &str) -> Vec<(String, i64)> {
-    use sqlx::{Connection, Row};
+    use sqlx::Row;
     const Q: &str = "SELECT status, COUNT(*) AS n FROM messages GROUP BY status ORDER BY status";
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(Q)
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("status"), r.get("n")))
-            .collect()
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(Q)
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("status"), r.get("n")))
-            .collect()
-    }
+    on_either!(url, |c| sqlx::query(Q)
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("status"), r.get("n")))
+        .collect())
 }
 
 async fn assert_counts(db: &Db, after: &str, expected: &[(&str, i64)]) {
@@ -42,35 +43,6 @@ async fn assert_counts(db: &Db, after: &str, expected: &[(&str, i64)]) {
     assert_eq!(kept, truth, "{} after {after}", db.store.backend());
     let expected: Vec<(String, i64)> = expected.iter().map(|(s, n)| ((*s).into(), *n)).collect();
     assert_eq!(kept, expected, "{} after {after}", db.store.backend());
-}
-
-fn delivered(id: &str, created_at: i64, recipients: &[Recipient]) -> Completion {
-    Completion {
-        id: id.to_owned(),
-        created_at,
-        held_by: None,
-        suppress: vec![],
-        status: MessageStatus::Delivered,
-        recipients: recipients
-            .iter()
-            .map(|r| Recipient {
-                address: r.address.clone(),
-                state: RecipientState::Delivered,
-            })
-            .collect(),
-        next_attempt_at: 3_000,
-        provider: Some("local".into()),
-        last_error: None,
-        at: 3_000,
-        events: vec![NewEvent {
-            message_id: id.to_owned(),
-            at: 3_000,
-            kind: EventKind::Delivered,
-            recipient: None,
-            provider: Some("local".into()),
-            detail: Some("ok".into()),
-        }],
-    }
 }
 
 #[tokio::test]
@@ -177,15 +149,11 @@ async fn counts_follow_every_change_of_status() {
 }
 
 async fn count_rows(url: &str) -> i64 {
-    use sqlx::Connection;
     const Q: &str = "SELECT COUNT(*) FROM message_counts";
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(Q).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(Q).fetch_one(&mut c).await.unwrap()
-    }
+    on_either!(url, |c| sqlx::query_scalar(Q)
+        .fetch_one(&mut c)
+        .await
+        .unwrap())
 }
 
 /// A store that held messages before the counts existed gets them counted by the migration.

@@ -1,6 +1,7 @@
 //! The store on both backends, for the store's contract tests (`store.rs`, `store_counts.rs`).
 
-use postern::store::{NewMessage, Store};
+use postern::domain::{EventKind, MessageStatus, RecipientState};
+use postern::store::{Completion, NewEvent, NewMessage, Recipient, Store};
 
 pub struct Db {
     pub store: Store,
@@ -47,5 +48,35 @@ pub fn msg(tenant: &str, n: usize, idem: Option<(&str, &str)>) -> NewMessage {
         expires_at: 1_000_000,
         idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
         held: None,
+    }
+}
+
+/// The outcome of a message delivered to every recipient, at 3,000, through "local".
+pub fn delivered(id: &str, created_at: i64, recipients: &[Recipient]) -> Completion {
+    Completion {
+        id: id.to_owned(),
+        created_at,
+        held_by: None,
+        suppress: vec![],
+        status: MessageStatus::Delivered,
+        recipients: recipients
+            .iter()
+            .map(|r| Recipient {
+                address: r.address.clone(),
+                state: RecipientState::Delivered,
+            })
+            .collect(),
+        next_attempt_at: 3_000,
+        provider: Some("local".into()),
+        last_error: None,
+        at: 3_000,
+        events: vec![NewEvent {
+            message_id: id.to_owned(),
+            at: 3_000,
+            kind: EventKind::Delivered,
+            recipient: None,
+            provider: Some("local".into()),
+            detail: Some("ok".into()),
+        }],
     }
 }
