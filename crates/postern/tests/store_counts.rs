@@ -1,5 +1,5 @@
-//! `message_counts`, the per-status counts that `GET /metrics` reads, stay equal to a count of
-//! `messages` itself through every kind of change, on both backends: group commits, claims,
+//! `message_counts`, the per-tenant, per-status counts that `GET /metrics` and the console's
+//! queue depth read, stay equal to a count of `messages` itself through every kind of change, on both backends: group commits, claims,
 //! outcomes, recoveries, holds and releases of many rows in one statement, deletes, folds
 //! (PostgreSQL), and the migration that creates them on a store that already holds messages.
 #![allow(clippy::unwrap_used)]
@@ -24,11 +24,13 @@ macro_rules! on_either {
     }};
 }
 
-/// Counts by status straight from `messages`, in `count_by_status`'s order.
-async fn counted(url: &str) -> Vec<(String, i64)> {
+/// Counts by status straight from `messages` (of one tenant, or all), in status order.
+async fn counted(url: &str, tenant: Option<&str>) -> Vec<(String, i64)> {
     use sqlx::Row;
-    const Q: &str = "SELECT status, COUNT(*) AS n FROM messages GROUP BY status ORDER BY status";
+    const Q: &str = "SELECT status, COUNT(*) AS n FROM messages WHERE ($1 IS NULL OR tenant_id = $1) \
+                     GROUP BY status ORDER BY status";
     on_either!(url, |c| sqlx::query(Q)
+        .bind(tenant)
         .fetch_all(&mut c)
         .await
         .unwrap()
@@ -37,12 +39,36 @@ async fn counted(url: &str) -> Vec<(String, i64)> {
         .collect())
 }
 
-async fn assert_counts(db: &Db, after: &str, expected: &[(&str, i64)]) {
-    let kept = db.store.count_by_status().await.unwrap();
-    let truth = counted(&db.url).await;
-    assert_eq!(kept, truth, "{} after {after}", db.store.backend());
-    let expected: Vec<(String, i64)> = expected.iter().map(|(s, n)| ((*s).into(), *n)).collect();
-    assert_eq!(kept, expected, "{} after {after}", db.store.backend());
+/// The statuses the console's queue depth shows.
+fn waiting(counts: &[(String, i64)]) -> Vec<(String, i64)> {
+    let live = ["queued", "sending", "deferred", "held"];
+    counts
+        .iter()
+        .filter(|(s, _)| live.contains(&s.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Each tenant's messages by status are as `expected`, and what the store reads from its
+/// counts (all tenants for the metrics; waiting ones, per tenant and overall, for the console)
+/// equals a count of `messages`.
+async fn assert_counts(db: &Db, after: &str, expected: &[(&str, &[(&str, i64)])]) {
+    let (s, at) = (&db.store, format!("{} after {after}", db.store.backend()));
+    for (tenant, want) in expected {
+        let truth = counted(&db.url, Some(tenant)).await;
+        let want: Vec<(String, i64)> = want.iter().map(|(s, n)| ((*s).into(), *n)).collect();
+        assert_eq!(truth, want, "{at}: tenant {tenant}");
+        let depth = s.queue_depth(Some(tenant)).await.unwrap();
+        assert_eq!(
+            depth,
+            waiting(&truth),
+            "{at}: tenant {tenant}'s queue depth"
+        );
+    }
+    let truth = counted(&db.url, None).await;
+    assert_eq!(s.count_by_status().await.unwrap(), truth, "{at}");
+    let depth = s.queue_depth(None).await.unwrap();
+    assert_eq!(depth, waiting(&truth), "{at}: queue depth");
 }
 
 #[tokio::test]
@@ -51,6 +77,12 @@ async fn counts_follow_every_change_of_status() {
         let s = &db.store;
         assert_counts(&db, "nothing", &[]).await;
         let t = s.create_tenant("acme", 1).await.unwrap();
+        // A second tenant's two messages, accepted later than all of acme's, so never claimed.
+        let b = s.create_tenant("beta", 1).await.unwrap();
+        let beta: &[(&str, i64)] = &[("queued", 2)];
+        s.insert_messages(&[msg(&b.id, 100, None), msg(&b.id, 101, None)])
+            .await
+            .unwrap();
         let mut batch: Vec<NewMessage> = (0..10).map(|n| msg(&t.id, n, None)).collect();
         for m in &mut batch[..3] {
             m.held = Some(("pause:all".into(), "held: all paused".into()));
@@ -59,11 +91,24 @@ async fn counts_follow_every_change_of_status() {
         batch.push(msg(&t.id, 10, Some(("k", "h"))));
         batch.push(msg(&t.id, 11, Some(("k", "h"))));
         s.insert_messages(&batch).await.unwrap();
-        assert_counts(&db, "a group commit", &[("held", 3), ("queued", 8)]).await;
+        assert_counts(
+            &db,
+            "a group commit",
+            &[(&t.id, &[("held", 3), ("queued", 8)]), (&b.id, beta)],
+        )
+        .await;
 
         let claimed = s.claim_due("n1", 2_000, 60_000, 5).await.unwrap();
         assert_eq!(claimed.len(), 5);
-        assert_counts(&db, "claims", &[("held", 3), ("queued", 3), ("sending", 5)]).await;
+        assert_counts(
+            &db,
+            "claims",
+            &[
+                (&t.id, &[("held", 3), ("queued", 3), ("sending", 5)]),
+                (&b.id, beta),
+            ],
+        )
+        .await;
 
         let c = &claimed[0];
         s.complete("n1", &[delivered(&c.id, c.created_at, &c.recipients)])
@@ -77,7 +122,13 @@ async fn counts_follow_every_change_of_status() {
         assert_counts(
             &db,
             "an outcome",
-            &[("delivered", 1), ("held", 3), ("queued", 3), ("sending", 4)],
+            &[
+                (
+                    &t.id,
+                    &[("delivered", 1), ("held", 3), ("queued", 3), ("sending", 4)],
+                ),
+                (&b.id, beta),
+            ],
         )
         .await;
 
@@ -85,7 +136,10 @@ async fn counts_follow_every_change_of_status() {
         assert_counts(
             &db,
             "a recovery",
-            &[("delivered", 1), ("held", 3), ("queued", 7)],
+            &[
+                (&t.id, &[("delivered", 1), ("held", 3), ("queued", 7)]),
+                (&b.id, beta),
+            ],
         )
         .await;
 
@@ -97,13 +151,23 @@ async fn counts_follow_every_change_of_status() {
             created_at: 5,
         };
         assert_eq!(s.release_orphaned_holds(10).await.unwrap(), 3);
-        assert_counts(&db, "a release", &[("delivered", 1), ("queued", 10)]).await;
+        assert_counts(
+            &db,
+            "a release",
+            &[(&t.id, &[("delivered", 1), ("queued", 10)]), (&b.id, beta)],
+        )
+        .await;
         assert!(s.pause(&all).await.unwrap());
         let mut later = msg(&t.id, 20, None);
         later.held = Some((all.scope.tag(), "held: all paused".into()));
         s.insert_messages(&[later.clone()]).await.unwrap();
         s.resume(&all.scope, "op", 11).await.unwrap();
-        assert_counts(&db, "a resume", &[("delivered", 1), ("queued", 11)]).await;
+        assert_counts(
+            &db,
+            "a resume",
+            &[(&t.id, &[("delivered", 1), ("queued", 11)]), (&b.id, beta)],
+        )
+        .await;
 
         common::run_sql(
             &db.url,
@@ -116,20 +180,26 @@ async fn counts_follow_every_change_of_status() {
         assert_counts(
             &db,
             "a delete and an update of no status",
-            &[("delivered", 1), ("queued", 10)],
+            &[(&t.id, &[("delivered", 1), ("queued", 10)]), (&b.id, beta)],
         )
         .await;
 
         let rows_before = count_rows(&db.url).await;
         s.fold_message_counts().await.unwrap();
-        assert_counts(&db, "a fold", &[("delivered", 1), ("queued", 10)]).await;
+        assert_counts(
+            &db,
+            "a fold",
+            &[(&t.id, &[("delivered", 1), ("queued", 10)]), (&b.id, beta)],
+        )
+        .await;
         let rows_after = count_rows(&db.url).await;
-        // SQLite keeps a row per status ever seen (a fold has nothing to do); PostgreSQL's
-        // deltas fold into one row per status left.
+        // SQLite keeps a row per tenant and status ever seen (a fold has nothing to do);
+        // PostgreSQL's deltas fold into one row per tenant and status left: acme's delivered
+        // and queued, beta's queued.
         let folded_to = if s.backend() == "sqlite" {
             rows_before
         } else {
-            2
+            3
         };
         assert_eq!(
             rows_after,
@@ -142,7 +212,7 @@ async fn counts_follow_every_change_of_status() {
         assert_counts(
             &db,
             "a write after the fold",
-            &[("delivered", 1), ("queued", 11)],
+            &[(&t.id, &[("delivered", 1), ("queued", 11)]), (&b.id, beta)],
         )
         .await;
     }
@@ -181,6 +251,11 @@ async fn the_migration_counts_the_messages_already_stored() {
             store: Store::connect(&db.url).await.unwrap(),
             ..db
         };
-        assert_counts(&reopened, "the migration", &[("queued", 4), ("sending", 2)]).await;
+        assert_counts(
+            &reopened,
+            "the migration",
+            &[(&t.id, &[("queued", 4), ("sending", 2)])],
+        )
+        .await;
     }
 }

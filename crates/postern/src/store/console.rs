@@ -65,10 +65,11 @@ impl Store {
         })
     }
 
-    /// Messages waiting (queued, sending, deferred, held) by status, optionally for one tenant.
+    /// Messages waiting (queued, sending, deferred, held) by status, optionally for one tenant,
+    /// from the counts the database keeps (`message_counts`; see [`Store::count_by_status`]).
     pub async fn queue_depth(&self, tenant_id: Option<&str>) -> Result<Vec<(String, i64)>> {
         on_pool!(self, p, Db => {
-            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages WHERE status IN ('queued', 'sending', 'deferred', 'held') AND ($1 IS NULL OR tenant_id = $1) GROUP BY status ORDER BY status")
+            let rows = sqlx::query("SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM message_counts WHERE status IN ('queued', 'sending', 'deferred', 'held') AND ($1 IS NULL OR tenant_id = $1) GROUP BY status HAVING SUM(n) <> 0 ORDER BY status")
                 .bind(tenant_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
         })

@@ -149,8 +149,8 @@ impl Store {
         })
     }
 
-    /// Folds PostgreSQL's rows of count deltas into one row per status (SQLite keeps one row
-    /// per status already: nothing to do). Run now and then by the maintenance loop, so the
+    /// Folds PostgreSQL's rows of count deltas into one row per tenant and status (SQLite keeps
+    /// one such row already: nothing to do). Run now and then by the maintenance loop, so the
     /// sum a scrape reads stays a few rows. Safe beside writers and other nodes folding: it
     /// deletes only the rows its snapshot sees (a row a concurrent fold deleted first is
     /// skipped), and inserts their sum in the same statement.
@@ -158,8 +158,9 @@ impl Store {
         match self {
             Store::Sqlite(_) => Ok(0),
             Store::Postgres(p) => Ok(sqlx::query(
-                "WITH gone AS (DELETE FROM message_counts RETURNING status, n) \
-                 INSERT INTO message_counts (status, n) SELECT status, SUM(n) FROM gone GROUP BY status HAVING SUM(n) <> 0",
+                "WITH gone AS (DELETE FROM message_counts RETURNING tenant_id, status, n) \
+                 INSERT INTO message_counts (tenant_id, status, n) \
+                 SELECT tenant_id, status, SUM(n) FROM gone GROUP BY tenant_id, status HAVING SUM(n) <> 0",
             )
             .execute(p)
             .await?
