@@ -237,11 +237,11 @@ async fn the_migration_counts_the_messages_already_stored() {
         s.claim_due("n1", 2_000, 60_000, 2).await.unwrap();
         // Back to the schema before the counts, with the messages kept.
         let undo = if db.url.starts_with("sqlite:") {
-            "DROP TRIGGER messages_counted_insert; DROP TRIGGER messages_counted_update; \
+            "DROP TRIGGER messages_counted_update; \
              DROP TRIGGER messages_counted_delete; DROP TABLE message_counts; \
              DELETE FROM schema_migrations WHERE version = 16"
         } else {
-            "DROP TRIGGER messages_counted_insert ON messages; DROP TRIGGER messages_counted_update ON messages; \
+            "DROP TRIGGER messages_counted_update ON messages; \
              DROP TRIGGER messages_counted_delete ON messages; DROP FUNCTION message_counts_track(); DROP FUNCTION message_counts_move(); \
              DROP TABLE message_counts; DELETE FROM schema_migrations WHERE version = 16"
         };
@@ -258,4 +258,21 @@ async fn the_migration_counts_the_messages_already_stored() {
         )
         .await;
     }
+}
+
+/// An in-memory SQLite store commits accepts through sqlx rather than the file's own
+/// connection; it counts them the same way.
+#[tokio::test]
+async fn an_in_memory_store_counts_its_accepts_too() {
+    let s = Store::connect("sqlite::memory:").await.unwrap();
+    let t = s.create_tenant("acme", 1).await.unwrap();
+    let mut batch: Vec<NewMessage> = (0..5).map(|n| msg(&t.id, n, None)).collect();
+    batch[0].held = Some(("pause:all".into(), "held: all paused".into()));
+    s.insert_messages(&batch).await.unwrap();
+    s.insert_messages(&[msg(&t.id, 9, None)]).await.unwrap();
+    s.claim_due("n1", 2_000, 60_000, 1).await.unwrap();
+    let want = [("held", 1), ("queued", 4), ("sending", 1)];
+    let want: Vec<(String, i64)> = want.iter().map(|(s, n)| ((*s).into(), *n)).collect();
+    assert_eq!(s.count_by_status().await.unwrap(), want);
+    assert_eq!(s.queue_depth(Some(&t.id)).await.unwrap(), want);
 }

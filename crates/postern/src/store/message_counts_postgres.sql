@@ -1,5 +1,5 @@
--- Messages per tenant and status, kept in the transaction of every change by triggers, so that
--- a metrics scrape or the console's queue depth reads a few rows instead of counting the
+-- Messages per tenant and status, kept in the transaction of every change, so that a metrics
+-- scrape or the console's queue depth reads a few rows instead of counting the
 -- `messages` table.
 --
 -- On PostgreSQL many transactions write at once (group commits, every node's workers), so a
@@ -14,17 +14,14 @@ CREATE TABLE message_counts (
 );
 INSERT INTO message_counts (tenant_id, status, n)
     SELECT tenant_id, status, COUNT(*) FROM messages GROUP BY tenant_id, status;
--- Inserts and deletes: statement-level triggers with transition tables, one small insert per
--- statement whatever the number of rows (a group commit writes a row per tenant and status in it).
+-- New messages are counted by the group commit that inserts them (the only code that inserts
+-- messages), one row per tenant and status per batch (`store::accept::COUNT_ACCEPTED_POSTGRES`).
+-- Deletes: a statement-level trigger with a transition table, one small insert per statement
+-- whatever the number of rows.
 CREATE FUNCTION message_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO message_counts (tenant_id, status, n)
-            SELECT tenant_id, status, COUNT(*) FROM new_rows GROUP BY tenant_id, status;
-    ELSE
-        INSERT INTO message_counts (tenant_id, status, n)
-            SELECT tenant_id, status, -COUNT(*) FROM old_rows GROUP BY tenant_id, status;
-    END IF;
+    INSERT INTO message_counts (tenant_id, status, n)
+        SELECT tenant_id, status, -COUNT(*) FROM old_rows GROUP BY tenant_id, status;
     RETURN NULL;
 END
 $$;
@@ -39,8 +36,6 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER messages_counted_insert AFTER INSERT ON messages
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION message_counts_track();
 CREATE TRIGGER messages_counted_update AFTER UPDATE OF status, tenant_id ON messages
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
     EXECUTE FUNCTION message_counts_move();

@@ -270,6 +270,10 @@ pub(super) fn insert_batch(
                 mark.execute(rusqlite::params![p.msg.tenant_id, key])?;
             }
         }
+        let mut count = tx.prepare_cached(super::accept::COUNT_ACCEPTED_SQLITE)?;
+        for (tenant, status, n) in super::accept::accepted_counts(&planned) {
+            count.execute(rusqlite::params![tenant, status, n])?;
+        }
     }
     Ok(super::accept::answers_of(batch, answers, &planned))
 }
