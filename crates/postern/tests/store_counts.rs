@@ -241,7 +241,7 @@ async fn the_migration_counts_the_messages_already_stored() {
              DROP TRIGGER messages_counted_delete; DROP TABLE message_counts; \
              DELETE FROM schema_migrations WHERE version = 16"
         } else {
-            "DROP TRIGGER messages_counted_update ON messages; \
+            "DROP TRIGGER messages_counted_insert ON messages; DROP TRIGGER messages_counted_update ON messages; \
              DROP TRIGGER messages_counted_delete ON messages; DROP FUNCTION message_counts_track(); DROP FUNCTION message_counts_move(); \
              DROP TABLE message_counts; DELETE FROM schema_migrations WHERE version = 16"
         };

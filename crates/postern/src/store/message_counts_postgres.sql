@@ -14,14 +14,20 @@ CREATE TABLE message_counts (
 );
 INSERT INTO message_counts (tenant_id, status, n)
     SELECT tenant_id, status, COUNT(*) FROM messages GROUP BY tenant_id, status;
--- New messages are counted by the group commit that inserts them (the only code that inserts
--- messages), one row per tenant and status per batch (`store::accept::COUNT_ACCEPTED_POSTGRES`).
--- Deletes: a statement-level trigger with a transition table, one small insert per statement
--- whatever the number of rows.
+-- Inserts and deletes: statement-level triggers with transition tables, one small insert per
+-- statement whatever the number of rows (a group commit adds one row per tenant and status in
+-- it). On SQLite the group commit counts its inserts itself, sparing the hottest path a trigger
+-- per row; here a trigger per statement costs a batch about what that does, and counts the
+-- inserts of any writer, such as a node of an older version during a rolling upgrade.
 CREATE FUNCTION message_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO message_counts (tenant_id, status, n)
-        SELECT tenant_id, status, -COUNT(*) FROM old_rows GROUP BY tenant_id, status;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO message_counts (tenant_id, status, n)
+            SELECT tenant_id, status, COUNT(*) FROM new_rows GROUP BY tenant_id, status;
+    ELSE
+        INSERT INTO message_counts (tenant_id, status, n)
+            SELECT tenant_id, status, -COUNT(*) FROM old_rows GROUP BY tenant_id, status;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -36,6 +42,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
+CREATE TRIGGER messages_counted_insert AFTER INSERT ON messages
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION message_counts_track();
 CREATE TRIGGER messages_counted_update AFTER UPDATE OF status, tenant_id ON messages
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
     EXECUTE FUNCTION message_counts_move();
