@@ -36,9 +36,11 @@ const RESTART_EVERY_TICKS: u64 = 20;
 /// How often API key use (`last_used_at`) is written, from the same loop.
 const KEY_USAGE_EVERY: Duration = Duration::from_secs(2);
 /// How often PostgreSQL's rows of message count deltas are folded
-/// ([`Store::fold_message_counts`]): a group commit adds one per status it changed, so at
-/// 10,000 accepts/s about 6,000 rows pile up in between, which a scrape sums in about a
-/// millisecond.
+/// ([`Store::fold_message_counts`]). A group commit adds one row per tenant and status in it
+/// (about 600 a second at 10,000 accepts/s); each change of status adds two (-1 and +1), so
+/// each delivered message four (claimed, then delivered): at 4,000 deliveries a second about
+/// 160,000 rows pile up between two folds, which a scrape sums in 26-31 ms (measured on a
+/// table of that size).
 const FOLD_COUNTS_EVERY: Duration = Duration::from_secs(10);
 
 /// Whether the write-ahead log has been idle, for the maintenance loop's back-off

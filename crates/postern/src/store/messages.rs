@@ -138,9 +138,9 @@ impl Store {
     }
 
     /// Message counts by status (statuses with none left out), for the metrics. Read from
-    /// `message_counts`, which triggers keep in step with `messages` in every transaction
-    /// (`message_counts_*.sql`): a few rows, where counting `messages` itself would read every
-    /// row, MIME text included, on each scrape.
+    /// `message_counts`, kept in step with `messages` in every transaction (by triggers, and on
+    /// SQLite by the group commit for its inserts; `message_counts_*.sql`): a few rows, where
+    /// counting `messages` itself would read every row, MIME text included, on each scrape.
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
         on_pool!(self, p, Db => {
             let rows = sqlx::query("SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM message_counts GROUP BY status HAVING SUM(n) <> 0 ORDER BY status")
