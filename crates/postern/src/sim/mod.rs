@@ -10,6 +10,7 @@
 //! the tenants and routes that the routing table loads, and the pauses and alerts the
 //! containment task writes.
 
+mod duration;
 mod provider;
 mod run;
 pub mod scenario;

@@ -1,186 +1,7 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 document of the HTTP API. Request and answer shapes
-//! come from the wire types in `postern-api` (`ToSchema`); each operation is declared below,
-//! next to the list the drift test compares with the router (`tests/openapi.rs` fails when a
-//! route is served but not documented).
+//! The admin API's operations (`/admin/v1/...`) for the OpenAPI document ([`super`]).
 
-use axum::Json;
+use postern_api::ErrorResponse;
 use postern_api::admin::*;
-use postern_api::*;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-
-/// The routes served but deliberately left out of the API document (HTML pages, not API);
-/// each entry covers the paths below it too (`/console/...`).
-pub const UNDOCUMENTED: &[&str] = &["/console", "/openapi.json"];
-
-pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
-/// The document, for tests and tools.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let c = doc.components.get_or_insert_with(Default::default);
-        let bearer = |what: &str| {
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(what))
-                    .build(),
-            )
-        };
-        c.add_security_scheme(
-            "api_key",
-            bearer("a tenant API key (pst_live_… / pst_test_…)"),
-        );
-        c.add_security_scheme("admin_token", bearer("an admin token (pst_admin_…)"));
-        c.add_security_scheme(
-            "admin_session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "postern_admin",
-                "the session cookie POST /admin/v1/login sets",
-            ))),
-        );
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Postern", description = "Self-hosted outbound messaging gateway: the HTTP API (v1) and the admin API."),
-    modifiers(&Security),
-    components(schemas(ErrorResponse, ErrorDetail, AcceptStatus, MessageEvent, RecipientStatus)),
-    paths(
-        post_v1_messages,
-        get_v1_messages_id,
-        post_v1_feedback_raw,
-        post_v1_feedback_ses,
-        get_status,
-        get_status_json,
-        get_status_feed_atom,
-        post_v1_keys_leaked,
-        get_healthz,
-        get_readyz,
-        get_metrics,
-        post_admin_v1_login,
-        post_admin_v1_enrol,
-        post_admin_v1_logout,
-        get_admin_v1_me,
-        get_admin_v1_admins,
-        post_admin_v1_admins,
-        post_admin_v1_admins_name_disable,
-        get_admin_v1_tokens,
-        post_admin_v1_tokens,
-        post_admin_v1_tokens_id_revoke,
-        get_admin_v1_tenants,
-        post_admin_v1_tenants,
-        get_admin_v1_keys,
-        post_admin_v1_keys,
-        post_admin_v1_keys_id_revoke,
-        post_admin_v1_keys_id_rotate,
-        get_admin_v1_routes,
-        put_admin_v1_routes_tenant,
-        delete_admin_v1_routes_tenant,
-        post_admin_v1_routes_move,
-        get_admin_v1_providers,
-        get_admin_v1_pauses,
-        post_admin_v1_pause,
-        post_admin_v1_resume,
-        get_admin_v1_held,
-        post_admin_v1_held_release,
-        post_admin_v1_held_purge,
-        get_admin_v1_suppressions,
-        post_admin_v1_suppressions,
-        post_admin_v1_suppressions_remove,
-        post_admin_v1_suppressions_import,
-        get_admin_v1_suppressions_export,
-        get_admin_v1_alerts,
-    )
-)]
-struct ApiDoc;
-
-#[utoipa::path(
-    post,
-    path = "/v1/messages",
-    tag = "messages",
-    summary = "Accept a message",
-    request_body = SendMessageRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe submission")),
-    responses((status = 202, description = "Accept a message", body = SendMessageResponse), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse)),
-    security(("api_key" = []))
-)]
-#[allow(dead_code)]
-fn post_v1_messages() {}
-
-#[utoipa::path(
-    get,
-    path = "/v1/messages/{id}",
-    tag = "messages",
-    summary = "A message's status, recipients and events",
-    params(("id" = String, Path, description = "message id")),
-    responses((status = 200, description = "A message's status, recipients and events", body = MessageView), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse)),
-    security(("api_key" = []))
-)]
-#[allow(dead_code)]
-fn get_v1_messages_id() {}
-
-#[utoipa::path(
-    post,
-    path = "/v1/feedback/raw",
-    tag = "feedback",
-    summary = "Submit a raw bounce, complaint or auto-reply (message/rfc822)",
-    request_body(content = String, content_type = "message/rfc822", description = "the report as received"),
-    responses((status = 202, description = "Submit a raw bounce, complaint or auto-reply (message/rfc822)", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse)),
-    security(("api_key" = []))
-)]
-#[allow(dead_code)]
-fn post_v1_feedback_raw() {}
-
-#[utoipa::path(
-    post,
-    path = "/v1/keys/leaked",
-    tag = "keys",
-    summary = "Leaked-key report (GitHub secret-scanning partner format)",
-    request_body(content = String, content_type = "application/json", description = "[{\"token\",\"type\",\"url\",\"source\"}], signed (Github-Public-Key-Identifier, Github-Public-Key-Signature)"),
-    responses((status = 200, description = "Leaked-key report (GitHub secret-scanning partner format)", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn post_v1_keys_leaked() {}
-
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "ops",
-    summary = "The process is up",
-    responses((status = 200, description = "The process is up", body = HealthResponse), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn get_healthz() {}
-
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "ops",
-    summary = "The store answers (503 otherwise)",
-    responses((status = 200, description = "The store answers (503 otherwise)", body = HealthResponse), (status = 503, description = "not ready", body = HealthResponse), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn get_readyz() {}
-
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "ops",
-    summary = "Prometheus/OpenMetrics text",
-    responses((status = 200, description = "Prometheus/OpenMetrics text", body = String, content_type = "application/openmetrics-text"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn get_metrics() {}
 
 #[utoipa::path(
     post,
@@ -191,7 +12,7 @@ fn get_metrics() {}
     responses((status = 200, description = "Log in (password + TOTP or recovery code); first login enrols", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_login() {}
+pub(super) fn post_admin_v1_login() {}
 
 #[utoipa::path(
     post,
@@ -202,7 +23,7 @@ fn post_admin_v1_login() {}
     responses((status = 200, description = "Finish enrolment: TOTP code and a new password", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_enrol() {}
+pub(super) fn post_admin_v1_enrol() {}
 
 #[utoipa::path(
     post,
@@ -213,7 +34,7 @@ fn post_admin_v1_enrol() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_logout() {}
+pub(super) fn post_admin_v1_logout() {}
 
 #[utoipa::path(
     get,
@@ -224,7 +45,7 @@ fn post_admin_v1_logout() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_me() {}
+pub(super) fn get_admin_v1_me() {}
 
 #[utoipa::path(
     get,
@@ -235,7 +56,7 @@ fn get_admin_v1_me() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_admins() {}
+pub(super) fn get_admin_v1_admins() {}
 
 #[utoipa::path(
     post,
@@ -247,7 +68,7 @@ fn get_admin_v1_admins() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_admins() {}
+pub(super) fn post_admin_v1_admins() {}
 
 #[utoipa::path(
     post,
@@ -259,7 +80,7 @@ fn post_admin_v1_admins() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_admins_name_disable() {}
+pub(super) fn post_admin_v1_admins_name_disable() {}
 
 #[utoipa::path(
     get,
@@ -270,7 +91,7 @@ fn post_admin_v1_admins_name_disable() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_tokens() {}
+pub(super) fn get_admin_v1_tokens() {}
 
 #[utoipa::path(
     post,
@@ -282,7 +103,7 @@ fn get_admin_v1_tokens() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_tokens() {}
+pub(super) fn post_admin_v1_tokens() {}
 
 #[utoipa::path(
     post,
@@ -294,7 +115,7 @@ fn post_admin_v1_tokens() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_tokens_id_revoke() {}
+pub(super) fn post_admin_v1_tokens_id_revoke() {}
 
 #[utoipa::path(
     get,
@@ -305,7 +126,7 @@ fn post_admin_v1_tokens_id_revoke() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_tenants() {}
+pub(super) fn get_admin_v1_tenants() {}
 
 #[utoipa::path(
     post,
@@ -317,7 +138,7 @@ fn get_admin_v1_tenants() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_tenants() {}
+pub(super) fn post_admin_v1_tenants() {}
 
 #[utoipa::path(
     get,
@@ -329,7 +150,7 @@ fn post_admin_v1_tenants() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_keys() {}
+pub(super) fn get_admin_v1_keys() {}
 
 #[utoipa::path(
     post,
@@ -341,7 +162,7 @@ fn get_admin_v1_keys() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_keys() {}
+pub(super) fn post_admin_v1_keys() {}
 
 #[utoipa::path(
     post,
@@ -353,7 +174,7 @@ fn post_admin_v1_keys() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_keys_id_revoke() {}
+pub(super) fn post_admin_v1_keys_id_revoke() {}
 
 #[utoipa::path(
     post,
@@ -366,7 +187,7 @@ fn post_admin_v1_keys_id_revoke() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_keys_id_rotate() {}
+pub(super) fn post_admin_v1_keys_id_rotate() {}
 
 #[utoipa::path(
     get,
@@ -377,7 +198,7 @@ fn post_admin_v1_keys_id_rotate() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_routes() {}
+pub(super) fn get_admin_v1_routes() {}
 
 #[utoipa::path(
     put,
@@ -390,7 +211,7 @@ fn get_admin_v1_routes() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn put_admin_v1_routes_tenant() {}
+pub(super) fn put_admin_v1_routes_tenant() {}
 
 #[utoipa::path(
     delete,
@@ -402,7 +223,7 @@ fn put_admin_v1_routes_tenant() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn delete_admin_v1_routes_tenant() {}
+pub(super) fn delete_admin_v1_routes_tenant() {}
 
 #[utoipa::path(
     post,
@@ -414,7 +235,7 @@ fn delete_admin_v1_routes_tenant() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_routes_move() {}
+pub(super) fn post_admin_v1_routes_move() {}
 
 #[utoipa::path(
     get,
@@ -425,7 +246,7 @@ fn post_admin_v1_routes_move() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_providers() {}
+pub(super) fn get_admin_v1_providers() {}
 
 #[utoipa::path(
     get,
@@ -436,7 +257,7 @@ fn get_admin_v1_providers() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_pauses() {}
+pub(super) fn get_admin_v1_pauses() {}
 
 #[utoipa::path(
     post,
@@ -448,7 +269,7 @@ fn get_admin_v1_pauses() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_pause() {}
+pub(super) fn post_admin_v1_pause() {}
 
 #[utoipa::path(
     post,
@@ -460,7 +281,7 @@ fn post_admin_v1_pause() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_resume() {}
+pub(super) fn post_admin_v1_resume() {}
 
 #[utoipa::path(
     get,
@@ -472,7 +293,7 @@ fn post_admin_v1_resume() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_held() {}
+pub(super) fn get_admin_v1_held() {}
 
 #[utoipa::path(
     post,
@@ -484,7 +305,7 @@ fn get_admin_v1_held() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_held_release() {}
+pub(super) fn post_admin_v1_held_release() {}
 
 #[utoipa::path(
     post,
@@ -496,7 +317,7 @@ fn post_admin_v1_held_release() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_held_purge() {}
+pub(super) fn post_admin_v1_held_purge() {}
 
 #[utoipa::path(
     get,
@@ -508,7 +329,7 @@ fn post_admin_v1_held_purge() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_suppressions() {}
+pub(super) fn get_admin_v1_suppressions() {}
 
 #[utoipa::path(
     post,
@@ -520,7 +341,7 @@ fn get_admin_v1_suppressions() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_suppressions() {}
+pub(super) fn post_admin_v1_suppressions() {}
 
 #[utoipa::path(
     post,
@@ -532,7 +353,7 @@ fn post_admin_v1_suppressions() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_suppressions_remove() {}
+pub(super) fn post_admin_v1_suppressions_remove() {}
 
 #[utoipa::path(
     post,
@@ -545,7 +366,7 @@ fn post_admin_v1_suppressions_remove() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn post_admin_v1_suppressions_import() {}
+pub(super) fn post_admin_v1_suppressions_import() {}
 
 #[utoipa::path(
     get,
@@ -557,7 +378,7 @@ fn post_admin_v1_suppressions_import() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_suppressions_export() {}
+pub(super) fn get_admin_v1_suppressions_export() {}
 
 #[utoipa::path(
     get,
@@ -569,45 +390,4 @@ fn get_admin_v1_suppressions_export() {}
     security(("admin_session" = []), ("admin_token" = []))
 )]
 #[allow(dead_code)]
-fn get_admin_v1_alerts() {}
-
-#[utoipa::path(
-    post,
-    path = "/v1/feedback/ses",
-    tag = "feedback",
-    summary = "Amazon SNS notification (SES Bounce, Complaint, Delivery), authenticated by its SNS signature",
-    request_body(content = String, content_type = "text/plain", description = "the SNS message (JSON text)"),
-    responses((status = 200, description = "taken", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn post_v1_feedback_ses() {}
-
-#[utoipa::path(
-    get,
-    path = "/status",
-    tag = "status",
-    summary = "The public status page (HTML)",
-    responses((status = 200, description = "the status page", body = String, content_type = "text/html"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn get_status() {}
-
-#[utoipa::path(
-    get,
-    path = "/status.json",
-    tag = "status",
-    summary = "Channel states and incidents (JSON)",
-    responses((status = 200, description = "channel states and incidents", content_type = "application/json"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn get_status_json() {}
-
-#[utoipa::path(
-    get,
-    path = "/status/feed.atom",
-    tag = "status",
-    summary = "Incidents as an Atom 1.0 feed",
-    responses((status = 200, description = "the feed", body = String, content_type = "application/atom+xml"), (status = "4XX", description = "refused: `{\"error\":{\"code\",\"message\"}}`", body = ErrorResponse), (status = "5XX", description = "the store is unavailable", body = ErrorResponse))
-)]
-#[allow(dead_code)]
-fn get_status_feed_atom() {}
+pub(super) fn get_admin_v1_alerts() {}
