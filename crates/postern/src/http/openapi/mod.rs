@@ -4,7 +4,6 @@
 //! route is served but not documented).
 
 use axum::Json;
-use postern_api::admin::*;
 use postern_api::*;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
