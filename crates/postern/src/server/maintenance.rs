@@ -1,6 +1,6 @@
 //! The store's upkeep while serving: SQLite's write-ahead log copied into the database
 //! (backing off while nothing is written), API key use written every 2 s, and PostgreSQL's
-//! message count deltas folded every 10 s.
+//! message count deltas folded every 2 s.
 
 use std::time::Duration;
 
