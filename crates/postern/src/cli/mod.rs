@@ -151,7 +151,7 @@ enum KeyCmd {
     Create {
         #[arg(long)]
         tenant: String,
-        /// Comma-separated scopes: send, read
+        /// Comma-separated scopes: send, sms, social, read, admin
         #[arg(long, default_value = "send,read")]
         scope: String,
         /// A test key (pst_test_...)
