@@ -16,6 +16,8 @@ pub struct Composed {
     pub raw: Vec<u8>,
     pub message_id: String,
     pub mail_from: String,
+    /// The addresses of the `From` header (for a JSON request, `mail_from` itself).
+    pub from_header: Vec<String>,
     pub recipients: Vec<String>,
     pub subject: Option<String>,
 }
@@ -39,6 +41,12 @@ pub enum ComposeError {
     ReservedHeader(String),
     #[error("invalid header name {0:?}: use printable ASCII without ':' or spaces")]
     InvalidHeaderName(String),
+    #[error("header {0:?} is given twice (names are case-insensitive)")]
+    DuplicateHeader(String),
+    #[error(
+        "the {0} header would have a line of more than 998 characters with no space to fold it at (RFC 5322 2.1.1)"
+    )]
+    HeaderTooLong(String),
     #[error("a message needs text, html, or both")]
     NoBody,
     #[error("invalid tag {0:?}: tags are 1-64 printable characters, at most 10 per message")]
@@ -58,6 +66,8 @@ impl ComposeError {
             Self::HeaderInjection(_) => "header_injection",
             Self::ReservedHeader(_) => "reserved_header",
             Self::InvalidHeaderName(_) => "invalid_header_name",
+            Self::DuplicateHeader(_) => "duplicate_header",
+            Self::HeaderTooLong(_) => "header_too_long",
             Self::NoBody => "missing_body",
             Self::InvalidTag(_) => "invalid_tag",
             Self::Malformed(_) => "malformed_message",
@@ -144,6 +154,11 @@ pub fn compose(
     hostname: &str,
     max_recipients: usize,
 ) -> Result<Composed, ComposeError> {
+    // Counted as listed, before any is parsed: the work below grows with the list.
+    let listed = req.to.len() + req.cc.len() + req.bcc.len();
+    if listed > max_recipients {
+        return Err(ComposeError::TooManyRecipients(listed, max_recipients));
+    }
     let (from_mb, from_addr) = mailbox("from", &req.from)?;
     let from_envelope = from_mb.email.clone();
     no_control("subject", &req.subject)?;
@@ -157,11 +172,9 @@ pub fn compose(
     // envelope.
     let mut recipients: Vec<String> = Vec::new();
     let mut envelope_to: Vec<lettre::Address> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut add = |mb: &Mailbox, addr: &EmailAddress| {
-        if !recipients
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(addr.as_str()))
-        {
+        if seen.insert(addr.as_str().to_ascii_lowercase()) {
             recipients.push(addr.as_str().to_owned());
             envelope_to.push(mb.email.clone());
         }
@@ -184,12 +197,6 @@ pub fn compose(
     if recipients.is_empty() {
         return Err(ComposeError::NoRecipients);
     }
-    if recipients.len() > max_recipients {
-        return Err(ComposeError::TooManyRecipients(
-            recipients.len(),
-            max_recipients,
-        ));
-    }
     if let Some(rt) = &req.reply_to {
         b = b.reply_to(mailbox("reply_to", rt)?.0);
     }
@@ -201,12 +208,18 @@ pub fn compose(
             return Err(ComposeError::InvalidTag(t.clone()));
         }
     }
+    let mut names = std::collections::HashSet::new();
     for (name, value) in &req.headers {
         if name.is_empty() || !name.bytes().all(|c| c.is_ascii_graphic() && c != b':') {
             return Err(ComposeError::InvalidHeaderName(name.clone()));
         }
-        if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED.contains(&lower.as_str()) {
             return Err(ComposeError::ReservedHeader(name.clone()));
+        }
+        // lettre keeps one header of a name; a second would be dropped without a word.
+        if !names.insert(lower) {
+            return Err(ComposeError::DuplicateHeader(name.clone()));
         }
         no_control(&format!("header {name}"), value)?;
         let hn = HeaderName::new_from_ascii(name.clone())
@@ -232,13 +245,41 @@ pub fn compose(
         (None, None) => return Err(ComposeError::NoBody),
     }
     .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let raw = msg.formatted();
+    if let Some(name) = overlong_header(&raw) {
+        return Err(ComposeError::HeaderTooLong(name));
+    }
+    let mail_from = from_addr.as_str().to_owned();
     Ok(Composed {
-        raw: msg.formatted(),
+        raw,
         message_id,
-        mail_from: from_addr.as_str().to_owned(),
+        from_header: vec![mail_from.clone()],
+        mail_from,
         recipients,
         subject: Some(req.subject.clone()),
     })
+}
+
+/// RFC 5322 2.1.1: no line of a message may exceed 998 characters. lettre folds a header only
+/// at a space, so one long word (in the subject, a display name, a custom header) would stay
+/// on one line. The name of the first header with such a line, if any.
+fn overlong_header(raw: &[u8]) -> Option<String> {
+    let head_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+    let mut name = "";
+    for line in raw[..head_end].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            name = line
+                .iter()
+                .position(|&b| b == b':')
+                .and_then(|i| std::str::from_utf8(&line[..i]).ok())
+                .unwrap_or("");
+        }
+        if line.len() > 998 {
+            return Some(name.to_owned());
+        }
+    }
+    None
 }
 
 /// Checks an SMTP-submitted message and adds the Message-ID and Date a message must carry
@@ -255,9 +296,14 @@ pub fn prepare_submission(
     if parsed.headers().is_empty() {
         return Err(ComposeError::Malformed("no header section".into()));
     }
-    if parsed.from().is_none() {
+    let Some(from) = parsed.from() else {
         return Err(ComposeError::Malformed("no From header".into()));
-    }
+    };
+    let from_header: Vec<String> = from
+        .iter()
+        .filter_map(|a| a.address())
+        .map(str::to_owned)
+        .collect();
     let subject = parsed.subject().map(str::to_owned);
     let mut prefix = String::new();
     let message_id = match parsed.message_id() {
@@ -286,6 +332,7 @@ pub fn prepare_submission(
         raw,
         message_id,
         mail_from,
+        from_header,
         recipients,
         subject,
     })

@@ -183,7 +183,25 @@ async fn bad_input_gets_precise_errors_and_writes_nothing() {
             "reserved_header",
         ),
         ("headers", json!({"Bad Header": "x"}), "invalid_header_name"),
+        (
+            "headers",
+            json!({"X-Ref": "1", "x-ref": "2"}),
+            "duplicate_header",
+        ),
+        // One word longer than a line may be (998): nowhere to fold it.
+        ("subject", json!("s".repeat(1000)), "header_too_long"),
+        (
+            "headers",
+            json!({"X-Ref": "r".repeat(1000)}),
+            "header_too_long",
+        ),
         ("to", json!([]), "no_recipients"),
+        // Counted as listed, duplicates too (the default limit is 100).
+        (
+            "to",
+            json!(vec!["a@example.org"; 101]),
+            "too_many_recipients",
+        ),
     ] {
         let mut m = simple_message("a@example.org");
         m[field] = value;
@@ -265,6 +283,16 @@ async fn bad_input_gets_precise_errors_and_writes_nothing() {
     let metrics = app.metrics().await;
     assert_eq!(common::stored_messages(&metrics), 0, "{metrics}");
     assert!(files_in(&app.outbox(), "eml").is_empty());
+
+    // The scheme name is case-insensitive (RFC 9110 11.1).
+    let r = c
+        .post(&url)
+        .header("authorization", format!("BEARER {}", app.key))
+        .json(&simple_message("a@example.org"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
 }
 
 #[tokio::test]

@@ -194,3 +194,37 @@ fn key_policies_limits_expiry_and_rotation() {
         assert_eq!(before.len(), after.len());
     });
 }
+
+/// A retry with the same Idempotency-Key is the same message: it gets the first answer again
+/// and uses none of the key's rate or daily allowance.
+#[test]
+fn retries_are_answered_again_not_counted_against_the_limits() {
+    run_blocking(async {
+        let app = App::spawn(Backend::Sqlite, &[]);
+        let (_, k) = create(&app, &["--daily", "2"]);
+        let client = reqwest::Client::new();
+        let send = |idem: &'static str| {
+            client
+                .post(app.url("/v1/messages"))
+                .bearer_auth(&k)
+                .header("Idempotency-Key", idem)
+                .json(&json!({"from": "a@example.com", "to": ["b@example.org"], "subject": "s", "text": "t"}))
+                .send()
+        };
+        let first: Value = send("order-1").await.unwrap().json().await.unwrap();
+        assert_eq!(first["status"], "queued", "{first}");
+        for _ in 0..3 {
+            let r = send("order-1").await.unwrap();
+            assert_eq!(r.status(), 202);
+            assert_eq!(r.json::<Value>().await.unwrap(), first);
+        }
+        // The allowance is two messages: the first and this one.
+        assert_eq!(send("order-2").await.unwrap().status(), 202);
+        let r = send("order-3").await.unwrap();
+        assert_eq!(r.status(), 429);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "daily_limit_reached"
+        );
+    });
+}

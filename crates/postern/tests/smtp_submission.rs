@@ -329,3 +329,117 @@ async fn a_keys_domain_policy_applies_to_smtp_too() {
         .await;
     assert!(r.starts_with("250 2.0.0"), "{r}");
 }
+
+#[tokio::test]
+async fn a_key_limited_to_domains_cannot_send_as_another_in_the_from_header() {
+    let app = App::spawn(Backend::Sqlite, &[]);
+    let out = app.cli(&[
+        "--json",
+        "keys",
+        "create",
+        "--tenant",
+        "default",
+        "--from-domain",
+        "example.com",
+    ]);
+    let key: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut s = Raw::connect(&app.smtp).await;
+    s.login(key["secret"].as_str().unwrap()).await;
+    for (from, want) in [
+        ("From: CEO <ceo@bank.example>", "550 5.7.1"),
+        ("From: undisclosed-recipients:;", "550 5.7.1"),
+        ("From: App <app@example.com>", "250 2.0.0"),
+    ] {
+        assert!(
+            s.cmd("MAIL FROM:<app@example.com>")
+                .await
+                .starts_with("250")
+        );
+        assert!(s.cmd("RCPT TO:<v@example.org>").await.starts_with("250"));
+        assert!(s.cmd("DATA").await.starts_with("354"));
+        let r = s.cmd(&format!("{from}\r\nSubject: x\r\n\r\nhi\r\n.")).await;
+        assert!(r.starts_with(want), "{from}: {r}");
+        if want.starts_with("250") {
+            let id = r.rsplit(' ').next().unwrap().to_owned();
+            app.wait_status(&id, "delivered", 10).await;
+        }
+    }
+    assert_eq!(
+        files_in(&app.outbox(), "eml").len(),
+        1,
+        "only the allowed one queued"
+    );
+}
+
+#[tokio::test]
+async fn mail_data_ends_only_at_crlf_dot_crlf_and_keeps_its_bytes() {
+    let app = App::spawn(Backend::Sqlite, &[]);
+    let mut s = Raw::connect(&app.smtp).await;
+    s.login(&app.key).await;
+    assert!(
+        s.cmd("MAIL FROM:<app@example.com>")
+            .await
+            .starts_with("250")
+    );
+    assert!(s.cmd("RCPT TO:<a@example.org>").await.starts_with("250"));
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    // A bare-LF "." line, and a "." after a bare LF, are data; so is what follows them, which
+    // a lax reader would run as a second transaction (SMTP smuggling). Latin-1 "é" is one
+    // byte that is not UTF-8.
+    let mut data: Vec<u8> = b"From: app@example.com\r\nSubject: smuggle\r\n\r\ncaf".to_vec();
+    data.push(0xE9);
+    data.extend_from_slice(
+        b"\r\nline one\n.\nMAIL FROM:<app@example.com>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n\
+          From: app@example.com\r\n\r\nsmuggled\n.\r\nstill data\r\n.\r\n",
+    );
+    s.r.get_mut().write_all(&data).await.unwrap();
+    let r = s.reply().await;
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let id = r.rsplit(' ').next().unwrap().to_owned();
+    // The next reply is to this command: nothing smuggled was run.
+    assert_eq!(s.cmd("NOOP").await, "250 2.0.0 Ok");
+    app.wait_status(&id, "delivered", 10).await;
+    assert_eq!(
+        files_in(&app.outbox(), "eml").len(),
+        1,
+        "one message, not two"
+    );
+    let eml = std::fs::read(app.outbox().join(format!("{id}.eml"))).unwrap();
+    let want: &[u8] = b"caf\xE9\r\nline one\r\n.\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nFrom: app@example.com\r\n\r\nsmuggled\r\n.\r\nstill data\r\n";
+    assert!(
+        eml.windows(want.len()).any(|w| w == want),
+        "8-bit bytes kept, bare LFs stored as CRLF: {}",
+        String::from_utf8_lossy(&eml)
+    );
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_in_data_and_in_auth() {
+    let app = App::spawn(Backend::Sqlite, &[("POSTERN_SMTP_IDLE_TIMEOUT_SECS", "1")]);
+    let mut s = Raw::connect(&app.smtp).await;
+    s.login(&app.key).await;
+    assert!(
+        s.cmd("MAIL FROM:<app@example.com>")
+            .await
+            .starts_with("250")
+    );
+    assert!(s.cmd("RCPT TO:<a@example.org>").await.starts_with("250"));
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    s.send("From: app@example.com\r\n\r\nhalf a message\r\n")
+        .await;
+    let r = s.reply().await;
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    let mut rest = String::new();
+    let n = s.r.read_line(&mut rest).await.unwrap();
+    assert_eq!(n, 0, "closed after 421: {rest:?}");
+    assert!(
+        files_in(&app.outbox(), "eml").is_empty(),
+        "nothing accepted"
+    );
+
+    let mut s = Raw::connect(&app.smtp).await;
+    assert!(s.cmd("EHLO client.test").await.starts_with("250"));
+    assert!(s.cmd("AUTH LOGIN").await.starts_with("334"));
+    let r = s.reply().await;
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+}

@@ -556,3 +556,62 @@ async fn checkpoint_restarts_the_log_while_writes_go_on() {
     let p = Store::connect(&pg.url).await.unwrap();
     assert_eq!(p.checkpoint(true).await.unwrap(), Checkpointed::default());
 }
+
+/// A repeat in the same batch as its first message gets the first message's answer, also when
+/// that one is suppressed; and the key's answer can be read before a retry is admitted.
+#[tokio::test]
+async fn a_repeat_in_the_same_batch_gets_the_suppressed_answer() {
+    for db in backends().await {
+        let s = &db.store;
+        let t = s.create_tenant("acme", 1).await.unwrap();
+        let list: Vec<postern::store::suppressions::Suppression> =
+            ["r9@example.org", "s9@example.org"]
+                .iter()
+                .map(|a| postern::store::suppressions::Suppression {
+                    address: (*a).to_owned(),
+                    reason: "manual".into(),
+                    source: "cli".into(),
+                    detail: None,
+                    created_at: 1,
+                })
+                .collect();
+        s.suppress(&t.id, &list).await.unwrap();
+        let first = msg(&t.id, 9, Some(("k9", "hash-a")));
+        let out = s
+            .insert_messages(&[first.clone(), msg(&t.id, 9, Some(("k9", "hash-a")))])
+            .await
+            .unwrap();
+        let suppressed = |id: &str| Inserted::Replay {
+            id: id.to_owned(),
+            status: "suppressed".into(),
+        };
+        assert_eq!(
+            out[0],
+            Inserted::New {
+                id: first.id.clone(),
+                status: "suppressed".into()
+            },
+            "{}",
+            s.backend()
+        );
+        assert_eq!(out[1], suppressed(&first.id), "{}", s.backend());
+        assert_eq!(
+            s.idempotent_answer(&t.id, "k9", "hash-a").await.unwrap(),
+            Some(suppressed(&first.id))
+        );
+        assert_eq!(
+            s.idempotent_answer(&t.id, "k9", "hash-b").await.unwrap(),
+            Some(Inserted::KeyReused {
+                id: first.id.clone()
+            })
+        );
+        assert_eq!(
+            s.idempotent_answer(&t.id, "k10", "hash-a").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.idempotent_answer("other", "k9", "hash-a").await.unwrap(),
+            None
+        );
+    }
+}

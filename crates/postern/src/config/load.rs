@@ -168,6 +168,12 @@ impl Config {
         if let Err((path, why)) = self.guard.check() {
             bail!("{}: {why}", where_set(text, &path));
         }
+        if self.smtp.idle_timeout_secs == 0 {
+            bail!(
+                "{}: [smtp] idle_timeout_secs must be at least 1",
+                where_set(text, "smtp.idle_timeout_secs")
+            );
+        }
         if self.queue.concurrency == 0 || self.queue.commit_batch == 0 {
             bail!(
                 "{}: [queue] concurrency and commit_batch must be at least 1",

@@ -98,6 +98,10 @@ pub struct SmtpConfig {
     /// Allow AUTH before STARTTLS from non-loopback clients (never recommended).
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// How long a session may wait for the client (a command, an AUTH answer, mail data, the
+    /// TLS handshake) before it is closed with 421.
+    #[serde(default = "default_smtp_idle_timeout")]
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +260,10 @@ fn default_max_message_bytes() -> usize {
 fn default_max_recipients() -> usize {
     100
 }
+/// RFC 5321 4.5.3.2 asks for at least five minutes between commands.
+fn default_smtp_idle_timeout() -> u64 {
+    300
+}
 fn default_retry_window() -> u64 {
     3 * 24 * 3600
 }
@@ -311,6 +319,7 @@ impl Default for SmtpConfig {
             tls_cert: None,
             tls_key: None,
             allow_plaintext_auth: false,
+            idle_timeout_secs: default_smtp_idle_timeout(),
         }
     }
 }

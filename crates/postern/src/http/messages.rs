@@ -40,8 +40,10 @@ pub(super) async fn principal(
                     "Authorization header is not ASCII",
                 )
             })?;
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme name is case-insensitive (RFC 9110 11.1).
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+                .map(|(_, key)| key)
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::UNAUTHORIZED,
@@ -134,6 +136,16 @@ async fn send_inner(
     let Json(req) = body?;
     let idem = idempotency_key(headers, &req)?;
     let c = compose(&req, &st.hostname, st.max_recipients)?;
+    let idem = idem.map(|k| (k, request_hash(&req)));
+    // A retry of an accepted request gets the first answer again before any limit counts it.
+    if let Some((key, hash)) = &idem
+        && let Some(first) = st
+            .store
+            .idempotent_answer(&who.tenant_id, key, hash)
+            .await?
+    {
+        return respond(first);
+    }
     st.keys
         .admit_send(&who, &c.mail_from, &c.recipients)
         .await?;
@@ -150,10 +162,15 @@ async fn send_inner(
         raw: c.raw,
         created_at: now,
         expires_at: now + st.retry_window_ms,
-        idempotency: idem.map(|k| (k, request_hash(&req))),
+        idempotency: idem,
         held: None,
     };
-    let (id, status, code) = match st.acceptor.accept(msg).await? {
+    respond(st.acceptor.accept(msg).await?)
+}
+
+/// The HTTP answer for a message stored, or for a repeat of one.
+fn respond(inserted: Inserted) -> Result<(StatusCode, Json<SendMessageResponse>), ApiError> {
+    let (id, status, code) = match inserted {
         Inserted::New { id, status } => (id, status, StatusCode::ACCEPTED),
         Inserted::Replay { id, status } => (id, status, StatusCode::ACCEPTED),
         Inserted::KeyReused { id } => {

@@ -208,6 +208,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
             max_recipients: cfg.smtp.max_recipients,
             retry_window_ms,
             allow_plaintext_auth,
+            idle_timeout: Duration::from_secs(cfg.smtp.idle_timeout_secs),
             tls,
             inbound,
         })

@@ -28,6 +28,9 @@ pub struct SessionContext {
     pub max_recipients: usize,
     pub retry_window_ms: i64,
     pub allow_plaintext_auth: bool,
+    /// How long a read from the client may take: a command, an AUTH answer, a line of mail
+    /// data, the TLS handshake.
+    pub idle_timeout: Duration,
     pub tls: Option<TlsAcceptor>,
     /// Set on the bounce listener: no AUTH, mail only to the bounce domain, and what arrives
     /// is feedback to apply rather than a message to send.
@@ -95,7 +98,9 @@ async fn handle(
             let Some(tls) = ctx.tls.clone() else {
                 return Ok(());
             };
-            let stream = tls.accept(sock).await?;
+            let stream = tokio::time::timeout(ctx.idle_timeout, tls.accept(sock))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             session::Session::new(&ctx, peer, true)
                 .run(stream, stop)
                 .await

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -23,7 +22,6 @@ use crate::store::{Inserted, NewMessage};
 const MAX_COMMAND_LINE: usize = 2048;
 /// As Postfix's `smtpd_hard_error_limit`.
 const MAX_ERRORS: u32 = 20;
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub(super) enum End<S> {
     Closed,
@@ -31,10 +29,30 @@ pub(super) enum End<S> {
     StartTls(S),
 }
 
+/// One line as read: its bytes with the line ending still on them.
 enum Line {
-    Text(String),
-    TooLong,
+    Text(Vec<u8>),
+    /// Longer than allowed, read to its end and dropped; `crlf`: it ended in CRLF.
+    TooLong {
+        crlf: bool,
+    },
     Eof,
+}
+
+/// A command line as text: its ending (and any stray CR before it) taken off.
+fn command_text(mut raw: Vec<u8>) -> String {
+    while matches!(raw.last(), Some(b'\n' | b'\r')) {
+        raw.pop();
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// The content of one line of mail data, and whether it ended in CRLF (otherwise in a bare LF).
+fn data_line(raw: &[u8]) -> (&[u8], bool) {
+    match raw.strip_suffix(b"\r\n") {
+        Some(content) => (content, true),
+        None => (raw.strip_suffix(b"\n").unwrap_or(raw), false),
+    }
 }
 
 #[derive(Default)]
@@ -105,6 +123,8 @@ impl<'a> Session<'a> {
     ) -> std::io::Result<Line> {
         let mut buf = Vec::new();
         let mut too_long = false;
+        // The last two bytes read, to tell how an over-long line ended.
+        let mut tail = [0u8; 2];
         loop {
             let chunk = r.fill_buf().await?;
             if chunk.is_empty() {
@@ -114,6 +134,9 @@ impl<'a> Session<'a> {
                 Some(i) => (i + 1, true),
                 None => (chunk.len(), false),
             };
+            for &b in chunk[..take].iter().rev().take(2).rev() {
+                tail = [tail[1], b];
+            }
             if !too_long {
                 buf.extend_from_slice(&chunk[..take]);
                 if buf.len() > max + 2 {
@@ -127,12 +150,29 @@ impl<'a> Session<'a> {
             }
         }
         if too_long {
-            return Ok(Line::TooLong);
+            return Ok(Line::TooLong {
+                crlf: tail == *b"\r\n",
+            });
         }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
+        Ok(Line::Text(buf))
+    }
+
+    /// [`Self::read_line`] within the idle timeout. A client silent for that long is told so
+    /// and the session ends (RFC 5321 4.5.3.2: a server should time out rather than wait
+    /// forever), in the middle of AUTH or DATA as between commands.
+    async fn read_line_timed<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        r: &mut BufReader<S>,
+        max: usize,
+    ) -> std::io::Result<Line> {
+        match tokio::time::timeout(self.ctx.idle_timeout, Self::read_line(r, max)).await {
+            Ok(line) => line,
+            Err(_) => {
+                self.reply("421 4.4.2 Idle too long, closing connection");
+                self.flush(r.get_mut()).await?;
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
         }
-        Ok(Line::Text(String::from_utf8_lossy(&buf).into_owned()))
     }
 
     /// Runs until QUIT, EOF, shutdown, or STARTTLS.
@@ -155,7 +195,7 @@ impl<'a> Session<'a> {
                 return Ok(End::Closed);
             }
             let line = tokio::select! {
-                l = tokio::time::timeout(COMMAND_TIMEOUT, Self::read_line(&mut r, MAX_COMMAND_LINE)) => match l {
+                l = tokio::time::timeout(self.ctx.idle_timeout, Self::read_line(&mut r, MAX_COMMAND_LINE)) => match l {
                     Ok(l) => l?,
                     Err(_) => {
                         self.reply("421 4.4.2 Idle too long, closing connection");
@@ -171,11 +211,11 @@ impl<'a> Session<'a> {
             };
             let line = match line {
                 Line::Eof => return Ok(End::Closed),
-                Line::TooLong => {
+                Line::TooLong { .. } => {
                     self.error("500 5.5.6 Line too long");
                     continue;
                 }
-                Line::Text(l) => l,
+                Line::Text(l) => command_text(l),
             };
             let cmd = match parse(&line) {
                 Ok(c) => c,
@@ -343,13 +383,15 @@ impl<'a> Session<'a> {
     ) -> std::io::Result<Option<String>> {
         self.reply(&format!("334 {prompt}"));
         self.flush(r.get_mut()).await?;
-        match Self::read_line(r, MAX_COMMAND_LINE).await? {
-            Line::Text(l) if l.trim() == "*" => {
-                self.error("501 5.0.0 Authentication cancelled");
-                Ok(None)
-            }
-            Line::Text(l) => Ok(Some(l)),
-            Line::TooLong => {
+        match self.read_line_timed(r, MAX_COMMAND_LINE).await? {
+            Line::Text(l) => match command_text(l) {
+                l if l.trim() == "*" => {
+                    self.error("501 5.0.0 Authentication cancelled");
+                    Ok(None)
+                }
+                l => Ok(Some(l)),
+            },
+            Line::TooLong { .. } => {
                 self.error("500 5.5.6 Line too long");
                 Ok(None)
             }
@@ -448,29 +490,42 @@ impl<'a> Session<'a> {
         let max = self.ctx.max_message_bytes;
         let mut body = Vec::with_capacity(8 * 1024);
         let mut too_big = false;
+        // The data ends only at CRLF "." CRLF (RFC 5321 4.1.1.4): a "." line ended by a bare LF,
+        // or one after a line that was, is data. Ending at LF "." LF as well would let a body
+        // carry commands of its own past this server (SMTP smuggling). A bare LF ending a line
+        // is stored as CRLF, so no later hop can read such a sequence in it either. The bytes
+        // are kept as sent: 8BITMIME is offered.
+        let mut after_crlf = true;
         loop {
             // Line length is not limited here (only the total), as many clients exceed 998.
-            let line = match Self::read_line(r, max).await? {
+            let raw = match self.read_line_timed(r, max).await? {
                 Line::Eof => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Line::TooLong => {
+                Line::TooLong { crlf } => {
                     too_big = true;
+                    after_crlf = crlf;
                     continue;
                 }
                 Line::Text(l) => l,
             };
-            if line == "." {
+            let (content, crlf) = data_line(&raw);
+            if crlf && after_crlf && content == b"." {
                 break;
             }
+            after_crlf = crlf;
             if too_big {
                 continue;
             }
-            let content = line.strip_prefix('.').unwrap_or(&line);
+            // Transparency (4.5.2): a leading dot was doubled by the client.
+            let content = match content {
+                [b'.', rest @ ..] if !rest.is_empty() => rest,
+                c => c,
+            };
             if body.len() + content.len() + 2 > max {
                 too_big = true;
                 body = Vec::new();
                 continue;
             }
-            body.extend_from_slice(content.as_bytes());
+            body.extend_from_slice(content);
             body.extend_from_slice(b"\r\n");
         }
         let Some(tx) = self.tx.take() else {
@@ -493,6 +548,22 @@ impl<'a> Session<'a> {
         let Some(who) = self.principal.clone() else {
             return self.fail("530 5.7.0 Authentication required");
         };
+        // The key's sender domains bind the From header as well as the envelope: providers
+        // with an HTTP API send as the header's address.
+        let policy = &who.key.policy;
+        if !policy.from_domains.is_empty() {
+            let allowed = policy.from_domains.join(", ");
+            if composed.from_header.is_empty() {
+                return self.fail(&format!(
+                    "550 5.7.1 The From header names no address, and this API key may only send from {allowed}"
+                ));
+            }
+            if let Some(a) = composed.from_header.iter().find(|a| !policy.allows_from(a)) {
+                return self.fail(&format!(
+                    "550 5.7.1 This API key may not send as {a} in the From header (allowed: {allowed})"
+                ));
+            }
+        }
         if let Err(e) = self
             .ctx
             .keys

@@ -203,6 +203,16 @@ pub(super) fn answers_of(
     mut answers: Vec<Option<Inserted>>,
     planned: &[Planned],
 ) -> Vec<Inserted> {
+    // A repeat of a message first claimed in this same batch read the claim's status before
+    // the batch was planned: give it the status the first one is answered with (suppressed,
+    // when every recipient is).
+    for a in answers.iter_mut() {
+        if let Some(Inserted::Replay { id, status }) = a
+            && let Some(first) = planned.iter().find(|p| p.msg.id == *id)
+        {
+            *status = first.status.into();
+        }
+    }
     for (a, p) in answers.iter_mut().filter(|a| a.is_none()).zip(planned) {
         *a = Some(Inserted::New {
             id: p.msg.id.clone(),
@@ -231,6 +241,29 @@ impl Store {
         let (_, answers, pending) = self.insert_messages_deferred(batch.to_vec()).await?;
         pending.settle().await?;
         Ok(answers)
+    }
+
+    /// The first answer given for an idempotency key, if the key was claimed: read before a
+    /// retry is admitted, so that it is answered again rather than counted against the key's
+    /// rate and daily limits. (A retry racing its first try is settled by the claim in the
+    /// group commit.)
+    pub async fn idempotent_answer(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Option<Inserted>> {
+        on_pool!(self, p, Db => {
+            let row = sqlx::query(FIRST_ANSWER).bind(tenant_id).bind(key).fetch_optional(p).await?;
+            Ok(match row {
+                None => None,
+                Some(r) => Some(repeat_answer(
+                    r.try_get("message_id")?,
+                    r.try_get::<String, _>("request_hash")? == request_hash,
+                    r.try_get("status")?,
+                )),
+            })
+        })
     }
 
     /// [`Store::insert_messages`] without waiting for the disk: the transaction has committed

@@ -199,8 +199,9 @@ impl FromRequestParts<Arc<AppState>> for Admin {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, token)| token.trim());
         let logins = &st.admin.logins;
         let who = match (bearer, session_cookie(&parts.headers)) {
             (Some(token), _) => logins.token(token).await?,
