@@ -105,17 +105,37 @@ pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
         );
     }
     std::fs::write(&path, TEMPLATE).with_context(|| format!("writing {}", path.display()))?;
-    write_kek(&dir.join(KEK_FILE))?;
+    let kek = dir.join(KEK_FILE);
+    let kek_existed = kek.exists();
+    write_kek(&kek)?;
     let cfg = Config::load(&path)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
+    let store = Store::connect(&cfg.database_url()).await?;
+    // A database set up before (the config file lost, or a shared PostgreSQL named in the
+    // environment) keeps its owner account: resetting it would drop its TOTP enrolment and
+    // password for a one-time one printed to whoever runs this. Only --force does that.
+    match store.admin("admin").await {
+        Ok(_) if !force => {
+            let _ = std::fs::remove_file(&path);
+            if !kek_existed {
+                let _ = std::fs::remove_file(&kek);
+            }
+            bail!(
+                "the database ({}) is already set up: it has an admin account; nothing was changed. \
+                 Restore the config file that went with it, or run `postern init --force` to reset \
+                 the admin's password and TOTP and issue a new API key",
+                crate::server::redact_url(&cfg.database_url())
+            );
+        }
+        Ok(_) | Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
     let (cert, key) = cfg.tls_paths();
     crate::tls::write_self_signed(
         &cert,
         &key,
         &[cfg.smtp.hostname.clone(), "127.0.0.1".into()],
     )?;
-
-    let store = Store::connect(&cfg.database_url()).await?;
     let now = SystemClock.now_ms();
     // The owner account, on a one-time password: its first login enrols TOTP and sets a
     // password of its own (see crate::admin).

@@ -123,6 +123,58 @@ async fn temporary_failure_is_retried_with_backoff() {
     assert_eq!(sink.messages().len(), 1);
 }
 
+/// A 4xx to one RCPT (greylisting), or 552 ("too many recipients", RFC 5321 4.5.3.1.10),
+/// defers that recipient only: the others are delivered in the same transaction.
+#[tokio::test]
+async fn a_recipient_deferred_at_rcpt_does_not_hold_back_the_others() {
+    let sink = Sink::start(&[
+        "--greylist-domain",
+        "grey.example",
+        "--too-many-domain",
+        "full.example",
+    ]);
+    let app = spawn(Backend::Sqlite, &relay_env(&sink, &[]));
+    let mut m = simple_message("ok@example.org");
+    m["to"] = json!(["ok@example.org", "a@grey.example", "b@full.example"]);
+    let (_, body) = app.send(&app.key, m).await;
+    let id = body["id"].as_str().unwrap();
+    let m = app.wait_status(id, "deferred", 15).await;
+    let states: Vec<(&str, &str)> = m["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("ok@example.org", "delivered"),
+            ("a@grey.example", "pending"),
+            ("b@full.example", "pending")
+        ],
+        "{m}"
+    );
+    assert_eq!(m["attempts"], 1);
+    let deferred: Vec<&str> = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "deferred")
+        .filter_map(|e| e["recipient"].as_str())
+        .collect();
+    assert_eq!(deferred, ["a@grey.example", "b@full.example"], "{m}");
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "delivered once, to the accepted one"
+    );
+}
+
 #[tokio::test]
 async fn refused_recipient_bounces_and_the_others_are_delivered() {
     let sink = Sink::start(&["--reject-domain", "nowhere.example"]);
@@ -313,4 +365,44 @@ async fn relay_over_starttls_with_auth_and_no_password_in_errors() {
         !ok && err.contains("AUTH refused") && !err.contains("wrong-pass-123"),
         "{err}"
     );
+}
+
+/// SIGTERM waits for attempts in flight for `queue.drain_secs`, then stops them and exits:
+/// a relay that never answers does not hold the process for the provider's whole timeout.
+/// The claim is taken back, in doubt, at the next start.
+#[tokio::test]
+async fn sigterm_stops_an_attempt_that_outlasts_the_drain() {
+    let sink = Sink::start(&["--hang-data"]);
+    let mut app = spawn(
+        Backend::Sqlite,
+        &relay_env(
+            &sink,
+            &[
+                ("POSTERN_PROVIDERS_RELAY_TIMEOUT_SECS", "120"),
+                ("POSTERN_QUEUE_DRAIN_SECS", "1"),
+            ],
+        ),
+    );
+    let (_, body) = app.send(&app.key, simple_message("a@example.org")).await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    app.wait_status(&id, "sending", 10).await;
+    let started = std::time::Instant::now();
+    let status = app.terminate();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "stopped {:?} after SIGTERM",
+        started.elapsed()
+    );
+    app.start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // Taken back, then claimed again at once (and left hanging again by this relay).
+        let m = app.message(&id).await;
+        if kinds(&m).contains(&"recovered".to_owned()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not recovered: {m}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

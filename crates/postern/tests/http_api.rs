@@ -369,3 +369,41 @@ async fn sigterm_drains_and_exits_cleanly() {
     }
     assert_eq!(files_in(&app.outbox(), "eml").len(), 50);
 }
+
+/// `init` over a database that already has an owner (its config file lost) refuses and writes
+/// nothing, rather than resetting the owner's password and TOTP; `--force` does reset it.
+#[test]
+fn init_over_a_database_already_set_up_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = |extra: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(["init", "--json", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let config = dir.path().join("postern.toml");
+    assert!(init(&[]).status.success());
+    let cert = std::fs::read(dir.path().join("postern-data/tls/cert.pem")).unwrap();
+    std::fs::remove_file(&config).unwrap();
+    let again = init(&[]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{err}");
+    assert!(err.contains("already set up"), "{err}");
+    assert!(!config.exists(), "no config written");
+    assert!(dir.path().join("postern.kek").exists(), "the KEK kept");
+    assert_eq!(
+        std::fs::read(dir.path().join("postern-data/tls/cert.pem")).unwrap(),
+        cert,
+        "the certificate kept"
+    );
+    let forced = init(&["--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&forced.stdout).unwrap();
+    assert!(v["admin_password"].as_str().is_some_and(|p| !p.is_empty()));
+}

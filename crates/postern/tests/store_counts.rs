@@ -132,7 +132,7 @@ async fn counts_follow_every_change_of_status() {
         )
         .await;
 
-        assert_eq!(s.recover_claims("n1", 4_000, false).await.unwrap(), 4);
+        assert_eq!(s.recover_claims(Some("n1"), 4_000, false).await.unwrap(), 4);
         assert_counts(
             &db,
             "a recovery",

@@ -55,9 +55,13 @@ impl Config {
                             {
                                 path = format!("{path}.{field}");
                             }
-                            anyhow::anyhow!("{}: {}", where_set(text, &path), msg[..i].trim())
+                            anyhow::anyhow!(
+                                "{}: {}",
+                                where_set(text, &path),
+                                without_value(msg[..i].trim())
+                            )
                         }
-                        None => anyhow::anyhow!(msg),
+                        None => anyhow::anyhow!(without_value(&msg)),
                     }
                 })?;
         cfg.provider_limits = limits;
@@ -167,6 +171,23 @@ impl Config {
         }
         if let Err((path, why)) = self.guard.check() {
             bail!("{}: {why}", where_set(text, &path));
+        }
+        if self.queue.lease_secs < MIN_LEASE_SECS {
+            bail!(
+                "{}: [queue] lease_secs is {}; at least {MIN_LEASE_SECS}: a claim whose lease runs out is taken back and tried again, so a lease shorter than an attempt sends twice",
+                where_set(text, "queue.lease_secs"),
+                self.queue.lease_secs
+            );
+        }
+        if self.queue.backoff_max_secs == 0
+            || self.queue.backoff_base_secs > self.queue.backoff_max_secs
+        {
+            bail!(
+                "{}: [queue] backoff_max_secs is {} and backoff_base_secs {}: the cap must be at least 1 and at least the first delay",
+                where_set(text, "queue.backoff_max_secs"),
+                self.queue.backoff_max_secs,
+                self.queue.backoff_base_secs
+            );
         }
         if self.smtp.idle_timeout_secs == 0 {
             bail!(
@@ -376,6 +397,23 @@ fn apply_env(root: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// A setting may be a secret (a provider password given as a number by mistake), so a type
+/// error names the key and the types, never the value: "invalid type: integer `12345678`,
+/// expected a string" becomes "invalid type: integer, expected a string".
+fn without_value(msg: &str) -> String {
+    let Some((found, expected)) = msg
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return msg.to_owned();
+    };
+    let kind = found.split(['`', '"']).next().unwrap_or(found).trim();
+    format!("invalid type: {kind}, expected {expected}")
+}
+
+/// Shortest `[queue] lease_secs`: longer than an attempt may take.
+const MIN_LEASE_SECS: u64 = 30;
 
 /// Numbers, booleans and arrays are read as TOML; anything else is a string.
 fn parse_env_value(raw: &str) -> toml::Value {

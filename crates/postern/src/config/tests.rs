@@ -258,3 +258,46 @@ fn debug_never_shows_a_password() {
     .unwrap();
     assert!(!format!("{c:?}").contains("hunter2"));
 }
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_by_its_key_not_echoed() {
+    let env = [
+        ("POSTERN_PROVIDERS_RELAY_TYPE".to_owned(), "smtp".to_owned()),
+        (
+            "POSTERN_PROVIDERS_RELAY_HOST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
+        (
+            "POSTERN_PROVIDERS_RELAY_USERNAME".to_owned(),
+            "u".to_owned(),
+        ),
+        (
+            "POSTERN_PROVIDERS_RELAY_PASSWORD".to_owned(),
+            "12345678".to_owned(),
+        ),
+    ];
+    let e = format!("{:#}", Config::from_toml_and_env("", env).unwrap_err());
+    assert!(!e.contains("12345678"), "{e}");
+    assert!(
+        e.contains("providers.relay") && e.contains("invalid type: integer, expected a string"),
+        "{e}"
+    );
+}
+
+#[test]
+fn queue_timings_that_cannot_work_are_refused() {
+    for (text, key) in [
+        ("[queue]\nlease_secs = 0\n", "queue.lease_secs"),
+        ("[queue]\nlease_secs = 5\n", "queue.lease_secs"),
+        ("[queue]\nbackoff_max_secs = 0\n", "queue.backoff_max_secs"),
+        (
+            "[queue]\nbackoff_base_secs = 600\nbackoff_max_secs = 60\n",
+            "queue.backoff_max_secs",
+        ),
+        ("[smtp]\nidle_timeout_secs = 0\n", "smtp.idle_timeout_secs"),
+    ] {
+        let e = Config::from_toml_and_env(text, []).unwrap_err().to_string();
+        assert!(e.contains(key), "{text}: {e}");
+    }
+    assert!(Config::from_toml_and_env("[queue]\nlease_secs = 30\n", []).is_ok());
+}

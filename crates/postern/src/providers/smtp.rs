@@ -305,11 +305,20 @@ impl SmtpProvider {
                 }),
                 Ok(addr) => match conn.command(Rcpt::new(addr, vec![])).await {
                     Ok(_) => None,
+                    // 552 to RCPT is "too many recipients": to be taken as temporary (RFC
+                    // 5321 4.5.3.1.10). Checked before the 5xx arm.
+                    Err(e) if code_of(&e) == Some(552) => Some(RecipientOutcome::Deferred {
+                        code: code_of(&e),
+                        reason: format!("RCPT TO: {e}"),
+                    }),
                     Err(e) if e.is_permanent() => Some(RecipientOutcome::Bounced {
                         code: code_of(&e),
                         reason: format!("RCPT TO: {e}"),
                     }),
-                    Err(e) if code_of(&e) == Some(421) || !e.is_response() => {
+                    // No reply code (the connection failed, the reply did not parse), or 421
+                    // (the server is closing): the whole transaction failed, not this address.
+                    // lettre's `is_response()` means a malformed reply, not "a 4xx/5xx reply".
+                    Err(e) if code_of(&e) == Some(421) || !e.is_transient() => {
                         return Err(classify("RCPT TO", &e));
                     }
                     Err(e) => Some(RecipientOutcome::Deferred {
@@ -328,7 +337,10 @@ impl SmtpProvider {
             let resp = match conn.message(&msg.raw).await {
                 Ok(r) => r,
                 // A truncated reply has no code: that is the connection failing, not a verdict.
-                Err(e) if e.is_response() && code_of(&e).is_some_and(|c| c != 421) => {
+                Err(e)
+                    if (e.is_transient() || e.is_permanent())
+                        && code_of(&e).is_some_and(|c| c != 421) =>
+                {
                     // The server refused the content: every accepted recipient shares the fate.
                     let reason = format!("end of DATA: {e}");
                     let o = if e.is_permanent() {

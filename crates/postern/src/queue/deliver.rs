@@ -193,7 +193,10 @@ impl<'a> Attempt<'a> {
                     .health
                     .next_open(route, now)
                     .map_or(ALL_CLOSED_RETRY_MS, |at| at - now)
-                    .clamp(ALL_CLOSED_RETRY_MS / 4, policy.backoff_max_ms.max(1))
+                    .clamp(
+                        ALL_CLOSED_RETRY_MS / 4,
+                        policy.backoff_max_ms.max(ALL_CLOSED_RETRY_MS / 4),
+                    )
             } else if self.provider_left(dispatch) {
                 // The provider that tried has since been moved away from or closed: the
                 // next one in the route may take it now, in its original place in line.

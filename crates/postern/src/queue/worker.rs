@@ -46,15 +46,19 @@ impl Worker {
             this.dispatch.health.clone(),
         ));
         let slots = Arc::new(Semaphore::new(this.concurrency));
+        // The attempts in flight, so that a drain that runs out can stop them.
+        let mut attempts = tokio::task::JoinSet::new();
         let mut recovered_at = 0_i64;
         loop {
+            while attempts.try_join_next().is_some() {}
             if *stop.borrow() {
                 break;
             }
             let now = this.clock.now_ms();
             if now - recovered_at > this.lease_ms / 2 {
-                // Another node's expired leases (PostgreSQL); cheap when there are none.
-                if let Err(e) = this.store.recover_claims(&this.node, now, false).await {
+                // Leases that ran out, this node's or another's (PostgreSQL); never a claim
+                // whose lease still runs, which may be mid-send. Cheap when there are none.
+                if let Err(e) = this.store.recover_claims(None, now, false).await {
                     tracing::warn!(error = %e, "recovering expired claims failed");
                 }
                 recovered_at = now;
@@ -102,7 +106,7 @@ impl Worker {
                 };
                 let (w, tx) = (this.clone(), done_tx.clone());
                 let (tenant, key) = (msg.tenant_id.clone(), msg.key_id.clone());
-                tokio::spawn(async move {
+                attempts.spawn(async move {
                     let started = std::time::Instant::now();
                     let c = deliver_one(msg, &w.dispatch, &w.policy, &w.clock).await;
                     w.metrics
@@ -126,8 +130,10 @@ impl Worker {
             .is_err()
         {
             tracing::warn!(
-                "drain timed out; unfinished claims will be recovered at the next start"
+                attempts = attempts.len(),
+                "drain timed out; stopping the attempts still running: their claims are recovered, in doubt, at the next start"
             );
+            attempts.shutdown().await;
         }
         drop(done_tx);
         let _ = completer.await;

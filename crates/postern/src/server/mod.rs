@@ -70,7 +70,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let cfg = &crate::secrets::resolve_config(cfg, &store).await?;
     let node = node_id(cfg)?;
     let recovered = store
-        .recover_claims(&node, clock.now_ms(), store.backend() == "sqlite")
+        .recover_claims(Some(&node), clock.now_ms(), store.backend() == "sqlite")
         .await?;
     if recovered > 0 {
         tracing::warn!(

@@ -69,10 +69,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Puts back claims that can no longer finish: this node's own (after a crash or restart)
-    /// and any whose lease ran out. They are marked in doubt, since the provider may have
-    /// taken them before the crash. Returns how many.
-    pub async fn recover_claims(&self, node: &str, now: i64, all_local: bool) -> Result<u64> {
+    /// Puts back claims that can no longer finish: any whose lease ran out, and at start
+    /// (`node` given) this node's own from before a crash or restart, or with `all_local`
+    /// every claim (SQLite: one node owns the file). They are marked in doubt, since the
+    /// provider may have taken them before the crash. Returns how many. While the node runs,
+    /// `node` is `None`: its own live claims may be mid-send.
+    pub async fn recover_claims(
+        &self,
+        node: Option<&str>,
+        now: i64,
+        all_local: bool,
+    ) -> Result<u64> {
         let _w = self.write_lock().await;
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;

@@ -44,10 +44,16 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.args.reject_domain and address.lower().endswith("@" + self.args.reject_domain):
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if self.args.greylist_domain and address.lower().endswith("@" + self.args.greylist_domain):
+            return "450 4.2.0 <%s>: Recipient address rejected: Greylisted, try again later" % address
+        if self.args.too_many_domain and address.lower().endswith("@" + self.args.too_many_domain):
+            return "552 5.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.args.hang_data:
+            await asyncio.sleep(3600)
         if self.stopped:
             return self.refuse()
         if self.tempfails_left > 0:
@@ -75,7 +81,10 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--tempfail-first", type=int, default=0)
     p.add_argument("--reject-domain", default="")
+    p.add_argument("--greylist-domain", default="", help="450 to RCPT for this domain")
+    p.add_argument("--too-many-domain", default="", help="552 to RCPT for this domain")
     p.add_argument("--permfail-data", action="store_true")
+    p.add_argument("--hang-data", action="store_true", help="never answer the end of DATA")
     p.add_argument("--port", type=int, default=0, help="listen here instead of a free port")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--auth", default="")
