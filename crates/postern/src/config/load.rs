@@ -314,9 +314,10 @@ fn take_provider_limits(
         let max_rate = match t.remove("max_rate") {
             None => None,
             Some(toml::Value::Integer(n)) if n > 0 => Some(n as f64),
-            Some(toml::Value::Float(f)) if f > 0.0 && f.is_finite() => Some(f),
+            // At least one message in 1,000 s: the interval between two is kept as a Duration.
+            Some(toml::Value::Float(f)) if (0.001..=1e9).contains(&f) => Some(f),
             Some(v) => bail!(
-                "[providers.{name}] max_rate must be a positive number of messages per second, not {v}"
+                "[providers.{name}] max_rate must be a number of messages per second from 0.001 up, not {v}"
             ),
         };
         let max_concurrency = match t.remove("max_concurrency") {

@@ -301,3 +301,17 @@ fn queue_timings_that_cannot_work_are_refused() {
     }
     assert!(Config::from_toml_and_env("[queue]\nlease_secs = 30\n", []).is_ok());
 }
+
+#[test]
+fn a_provider_rate_too_small_to_time_is_refused() {
+    let base = "[routes]\ndefault = [\"r\"]\n[providers.r]\ntype = \"file\"\ndir = \"o\"\n";
+    for rate in ["1e-300", "0.0", "-1", "\"fast\""] {
+        let text = format!("{base}max_rate = {rate}\n");
+        let e = Config::from_toml_and_env(&text, [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_rate"), "{rate}: {e}");
+    }
+    let ok = Config::from_toml_and_env(&format!("{base}max_rate = 0.5\n"), []);
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
