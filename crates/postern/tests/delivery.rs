@@ -33,6 +33,21 @@ fn spawn(backend: Backend, env: &[(String, String)]) -> App {
     App::spawn(backend, &refs)
 }
 
+/// Each recipient's address and status, in order.
+fn recipient_states(m: &serde_json::Value) -> Vec<(&str, &str)> {
+    m["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn kinds(m: &serde_json::Value) -> Vec<String> {
     m["events"]
         .as_array()
@@ -139,17 +154,7 @@ async fn a_recipient_deferred_at_rcpt_does_not_hold_back_the_others() {
     let (_, body) = app.send(&app.key, m).await;
     let id = body["id"].as_str().unwrap();
     let m = app.wait_status(id, "deferred", 15).await;
-    let states: Vec<(&str, &str)> = m["recipients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["address"].as_str().unwrap(),
-                r["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let states = recipient_states(&m);
     assert_eq!(
         states,
         [
@@ -195,17 +200,7 @@ async fn refused_recipient_bounces_and_the_others_are_delivered() {
         bounced["detail"].as_str().unwrap().contains("550"),
         "{bounced}"
     );
-    let states: Vec<(&str, &str)> = m["recipients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["address"].as_str().unwrap(),
-                r["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let states = recipient_states(&m);
     assert_eq!(
         states,
         [
