@@ -91,6 +91,9 @@ pub struct MessageView {
     pub subject: Option<String>,
     pub attempts: i64,
     pub created_at: String,
+    /// The tags the send request carried.
+    #[serde(default)]
+    pub tags: Vec<String>,
     pub recipients: Vec<RecipientStatus>,
     pub events: Vec<MessageEvent>,
 }

@@ -58,6 +58,7 @@ fn main() {
                 expires_at: 0,
                 idempotency: None,
                 held: None,
+                tags: Vec::new(),
             };
             let ip: IpAddr = format!("10.0.{}.{}", key % 250, i % 7).parse().expect("ip");
             (m, ip)

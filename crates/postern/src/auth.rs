@@ -235,6 +235,28 @@ impl KeyAuthenticator {
         Ok(rec)
     }
 
+    /// The key behind a session that authenticated once (SMTP), checked again before each
+    /// message: a revocation, an expiry, the end of a rotation's grace period or a narrowed
+    /// policy applies to a session already open as to the next request (the record is cached
+    /// for at most [`CACHE_TTL`]).
+    pub async fn recheck(&self, who: &Principal, scope: &str) -> Result<Principal, AuthError> {
+        let rec = self.record(&who.key_id).await?;
+        usable(&rec, self.clock.now_ms())?;
+        if !rec.policy.allows_ip(who.ip) {
+            let from = who
+                .ip
+                .map_or("an unknown address".to_owned(), |i| i.to_string());
+            return Err(AuthError::Network(rec.id.clone(), from));
+        }
+        if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
+            return Err(AuthError::Scope(rec.id.clone(), scope.to_owned()));
+        }
+        Ok(Principal {
+            key: rec,
+            ..who.clone()
+        })
+    }
+
     /// Checks a presented key for `scope`, used from `ip` (when known).
     pub async fn authenticate(
         &self,
@@ -265,19 +287,11 @@ impl KeyAuthenticator {
         if !secret.matches(&rec.secret_hash) {
             return Err(AuthError::Unknown);
         }
-        if rec.revoked_at.is_some() {
-            return Err(AuthError::Revoked(rec.id.clone()));
-        }
         let now = self.clock.now_ms();
-        if let Some(exp) = rec.expires_at.filter(|e| *e <= now) {
-            return Err(AuthError::Expired(rec.id.clone(), rfc3339(exp)));
-        }
+        usable(&rec, now)?;
         if let Some(grace) = rec.grace_until {
-            let successor = rec.successor_id.clone().unwrap_or_default();
-            if grace <= now {
-                return Err(AuthError::Rotated(rec.id.clone(), successor));
-            }
             // Reported on every use: the old key should be going quiet.
+            let successor = rec.successor_id.as_deref().unwrap_or_default();
             tracing::warn!(key = %rec.id, successor = %successor, ip = ?ip, until = %rfc3339(grace), "rotated API key used during its grace period");
         }
         if !rec.policy.allows_ip(ip) {
@@ -309,4 +323,22 @@ impl KeyAuthenticator {
             ip,
         })
     }
+}
+
+/// Whether a key whose secret matched may be used at `now`: not revoked, not expired, not past
+/// the grace period of a rotation.
+fn usable(rec: &KeyRecord, now: i64) -> Result<(), AuthError> {
+    if rec.revoked_at.is_some() {
+        return Err(AuthError::Revoked(rec.id.clone()));
+    }
+    if let Some(exp) = rec.expires_at.filter(|e| *e <= now) {
+        return Err(AuthError::Expired(rec.id.clone(), rfc3339(exp)));
+    }
+    if rec.grace_until.is_some_and(|g| g <= now) {
+        return Err(AuthError::Rotated(
+            rec.id.clone(),
+            rec.successor_id.clone().unwrap_or_default(),
+        ));
+    }
+    Ok(())
 }

@@ -407,3 +407,20 @@ fn init_over_a_database_already_set_up_changes_nothing() {
     let v: serde_json::Value = serde_json::from_slice(&forced.stdout).unwrap();
     assert!(v["admin_password"].as_str().is_some_and(|p| !p.is_empty()));
 }
+
+/// Tags given with a message are stored with it and shown with its status.
+#[tokio::test]
+async fn tags_are_kept_and_shown() {
+    for backend in Backend::all() {
+        let app = App::spawn(backend, &[]);
+        let mut m = simple_message("a@example.org");
+        m["tags"] = json!(["welcome", "campaign:é-2026"]);
+        let (code, body) = app.send(&app.key, m).await;
+        assert_eq!(code, 202, "{body}");
+        let v = app.message(body["id"].as_str().unwrap()).await;
+        assert_eq!(v["tags"], json!(["welcome", "campaign:é-2026"]), "{v}");
+        let (_, body) = app.send(&app.key, simple_message("b@example.org")).await;
+        let v = app.message(body["id"].as_str().unwrap()).await;
+        assert_eq!(v["tags"], json!([]), "{v}");
+    }
+}

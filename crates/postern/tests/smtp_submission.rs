@@ -423,3 +423,29 @@ async fn a_silent_client_is_closed_in_data_and_in_auth() {
     let r = s.reply().await;
     assert!(r.starts_with("421 4.4.2"), "{r}");
 }
+
+/// A key revoked while a session it opened stays connected sends no more through it.
+#[tokio::test]
+async fn a_key_revoked_during_a_session_sends_no_more() {
+    let app = App::spawn(Backend::Sqlite, &[]);
+    let key = app.new_key("default");
+    let mut s = Raw::connect(&app.smtp).await;
+    s.login(&key).await;
+    s.open_data("a@example.org").await;
+    let r = s
+        .cmd("From: app@example.com\r\nSubject: 1\r\n\r\nhi\r\n.")
+        .await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    let id = key.split('_').nth(2).unwrap();
+    app.cli(&["keys", "revoke", id]);
+    // Another process revoked it: this one's cached record lasts at most two seconds.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let r = s.cmd("MAIL FROM:<app@example.com>").await;
+    assert!(r.starts_with("530 5.7.0") && r.contains("revoked"), "{r}");
+    // The session must authenticate again, and the revoked key is refused.
+    let r = s.cmd("RCPT TO:<a@example.org>").await;
+    assert!(r.starts_with("503"), "{r}");
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0user\0{key}"));
+    let r = s.cmd(&format!("AUTH PLAIN {plain}")).await;
+    assert!(r.starts_with("535"), "{r}");
+}

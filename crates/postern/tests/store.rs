@@ -189,6 +189,30 @@ async fn claim_complete_and_recover() {
         );
         let rec = s.message(&t.id, &b[0].id).await.unwrap();
         assert_eq!(rec.events.last().unwrap().kind, "recovered");
+
+        // A message in doubt that a pause holds before any provider is asked is still in doubt
+        // once released: the provider that may have taken it is asked first.
+        let c = &again[0];
+        let mut held = delivered(&c.id, c.created_at, &c.recipients);
+        held.status = MessageStatus::Held;
+        held.held_by = Some("pause:all".into());
+        held.recipients = c.recipients.clone();
+        s.complete("n1", &[held]).await.unwrap();
+        let filter = postern::store::HeldFilter {
+            tenant_id: None,
+            key_id: None,
+            held_by: Some("pause:all".into()),
+        };
+        assert_eq!(
+            s.release_held(&filter, "op", "test", 5_000).await.unwrap(),
+            1
+        );
+        let back = s
+            .claim_due("n1", 2_000 + 60_002, 60_000, 100)
+            .await
+            .unwrap();
+        let back = back.iter().find(|m| m.id == c.id).expect("claimed again");
+        assert!(back.in_doubt, "{}", s.backend());
     }
 }
 

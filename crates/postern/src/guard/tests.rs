@@ -33,6 +33,7 @@ fn msg(tenant: &str, key: &str, to: &str, subject: &str, body: &str) -> NewMessa
         expires_at: 0,
         idempotency: None,
         held: None,
+        tags: Vec::new(),
     }
 }
 

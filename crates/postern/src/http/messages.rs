@@ -164,6 +164,7 @@ async fn send_inner(
         expires_at: now + st.retry_window_ms,
         idempotency: idem,
         held: None,
+        tags: req.tags.clone(),
     };
     respond(st.acceptor.accept(msg).await?)
 }
@@ -229,6 +230,7 @@ pub(super) async fn get(
         subject: m.subject,
         attempts: m.attempts,
         created_at: rfc3339(m.created_at),
+        tags: m.tags,
         recipients: m
             .recipients
             .into_iter()

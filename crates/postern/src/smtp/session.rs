@@ -268,7 +268,7 @@ impl<'a> Session<'a> {
                 Command::Auth { mechanism, initial } => {
                     self.auth(&mut r, &mechanism, initial).await?
                 }
-                Command::Mail { from, size } => self.mail(from, size),
+                Command::Mail { from, size } => self.mail(from, size).await,
                 Command::Rcpt { to } => self.rcpt(to),
                 Command::Data => self.data(&mut r).await?,
                 Command::Rset => {
@@ -399,7 +399,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn mail(&mut self, from: String, size: Option<usize>) {
+    async fn mail(&mut self, from: String, size: Option<usize>) {
         if !self.greeted {
             return self.error("503 5.5.1 Send EHLO first");
         }
@@ -408,6 +408,17 @@ impl<'a> Session<'a> {
         }
         if self.tx.is_some() {
             return self.error("503 5.5.1 Nested MAIL command");
+        }
+        // The key is checked again for every message: revoked, expired or rotated out while
+        // the session stays open, it sends no more, and the session must authenticate anew.
+        if let Some(who) = self.principal.take() {
+            match self.ctx.keys.recheck(&who, "send").await {
+                Ok(who) => self.principal = Some(who),
+                Err(e) => {
+                    tracing::info!(peer = %self.peer, reason = %e, "SMTP session's key no longer valid");
+                    return self.error(&format!("530 5.7.0 Authentication required: {e}"));
+                }
+            }
         }
         if size.is_some_and(|s| s > self.ctx.max_message_bytes) {
             return self.error("552 5.3.4 Message size exceeds fixed maximum message size");
@@ -593,6 +604,7 @@ impl<'a> Session<'a> {
             expires_at: now + self.ctx.retry_window_ms,
             idempotency: None,
             held: None,
+            tags: Vec::new(),
         };
         match self.ctx.acceptor.accept(msg).await {
             Ok(

@@ -110,6 +110,18 @@ pub(super) fn accept_event(created_at: i64, source: &str) -> StoredEvent {
     }
 }
 
+/// A message's tags as stored: a JSON array, or NULL for none (most messages).
+pub(super) fn tags_json(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).unwrap_or_default())
+}
+
+/// Stored tags read back; NULL (or a value no version wrote) is none.
+pub(super) fn tags_from(stored: Option<String>) -> Vec<String> {
+    stored
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
 pub(super) fn initial_status(m: &NewMessage) -> &'static str {
     if m.held.is_some() { "held" } else { "queued" }
 }
@@ -125,7 +137,7 @@ pub(super) const MARK_KEY_SUPPRESSED: &str =
     "UPDATE idempotency SET status = 'suppressed' WHERE tenant_id = $1 AND key = $2";
 macro_rules! message_row {
     () => {
-        "id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt, held_by"
+        "id, tenant_id, key_id, source, mail_from, recipients, subject, message_id_header, raw, size, status, attempts, created_at, updated_at, next_attempt_at, expires_at, in_doubt, held_by, tags"
     };
 }
 macro_rules! event_row {
@@ -137,7 +149,7 @@ const MESSAGE_ROW: &str = message_row!();
 pub(super) const INSERT_MESSAGE_ROW: &str = concat!(
     "INSERT INTO messages (",
     message_row!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 );
 const EVENT_ROW: &str = event_row!();
 pub(super) const INSERT_EVENT_ROW: &str = concat!(
@@ -349,7 +361,7 @@ impl Store {
                         .push_bind(m.subject.clone()).push_bind(m.message_id_header.clone()).push_bind(m.raw.clone())
                         .push_bind(m.raw.len() as i64).push_bind(p.status).push_bind(0_i64)
                         .push_bind(m.created_at).push_bind(m.created_at).push_bind(m.created_at).push_bind(m.expires_at).push_bind(0_i64)
-                        .push_bind(p.held_by());
+                        .push_bind(p.held_by()).push_bind(tags_json(&m.tags));
                 });
                 qb.build().execute(&mut *tx).await?;
                 let events: Vec<NewEvent> = chunk.iter().flat_map(|p| p.events()).collect();

@@ -7,6 +7,11 @@
 -- taking two such rows in opposite orders would deadlock. Changes are instead appended as rows
 -- of deltas, which take no lock; a count is their sum, and `Store::fold_message_counts` folds
 -- them into one row per tenant and status now and then.
+--
+-- Writers to `messages` (an older node still running) wait until this commits: a write that
+-- committed after the count below began, and before the triggers existed, would be counted by
+-- neither, and the counts would stay wrong.
+LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE message_counts (
     tenant_id TEXT NOT NULL,
     status TEXT NOT NULL,

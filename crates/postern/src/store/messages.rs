@@ -3,9 +3,12 @@
 
 use super::*;
 
-/// An attempt's outcome, applied only while the node still holds the claim.
+/// An attempt's outcome, applied only while the node still holds the claim. A message held
+/// before any provider was asked stays in doubt: after its release the provider that may have
+/// taken it before a crash is asked first.
 pub(super) const COMPLETE: &str = "UPDATE messages SET status = $1, recipients = $2, next_attempt_at = $3, provider = COALESCE($4, provider), \
-     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, in_doubt = 0, held_by = $9 \
+     last_error = $5, updated_at = $6, claimed_by = NULL, lease_until = NULL, \
+     in_doubt = CASE WHEN $1 = 'held' THEN in_doubt ELSE 0 END, held_by = $9 \
      WHERE id = $7 AND status = 'sending' AND claimed_by = $8";
 /// A recipient the outcome suppresses, on the message's tenant's list.
 pub(super) const SUPPRESS_FROM_DELIVERY: &str = "INSERT INTO suppressions (tenant_id, address, reason, source, detail, created_at) \
@@ -14,7 +17,7 @@ pub(super) const SUPPRESS_FROM_DELIVERY: &str = "INSERT INTO suppressions (tenan
 impl Store {
     pub async fn message(&self, tenant_id: &str, id: &str) -> Result<MessageRecord> {
         on_pool!(self, p, Db => {
-            let r = sqlx::query("SELECT id, tenant_id, source, status, mail_from, recipients, subject, message_id_header, attempts, created_at FROM messages WHERE id = $1 AND tenant_id = $2")
+            let r = sqlx::query("SELECT id, tenant_id, source, status, mail_from, recipients, subject, message_id_header, attempts, created_at, tags FROM messages WHERE id = $1 AND tenant_id = $2")
                 .bind(id).bind(tenant_id).fetch_optional(p).await?.ok_or(StoreError::NotFound)?;
             // The accept comes from the row; a stored 'queued' event is one an older version wrote.
             let evs = sqlx::query("SELECT at, kind, recipient, provider, detail FROM message_events WHERE message_id = $1 AND kind <> 'queued' ORDER BY id")
@@ -29,7 +32,8 @@ impl Store {
                 recipients: parse_recipients(&id, &r.try_get::<String, _>("recipients")?)?,
                 tenant_id: r.try_get("tenant_id")?, status: r.try_get("status")?, mail_from: r.try_get("mail_from")?,
                 subject: r.try_get("subject")?, message_id_header: r.try_get("message_id_header")?,
-                attempts: r.try_get("attempts")?, created_at: r.try_get("created_at")?, events, id,
+                attempts: r.try_get("attempts")?, created_at: r.try_get("created_at")?,
+                tags: accept::tags_from(r.try_get("tags")?), events, id,
             })
         })
     }

@@ -84,6 +84,10 @@ impl Store {
                 version: 16,
                 sql: counts.to_owned(),
             },
+            Migration {
+                version: 17,
+                sql: include_str!("tags.sql").to_owned(),
+            },
         ];
         on_pool!(self, p, Db => {
             let mut tx = p.begin().await?;

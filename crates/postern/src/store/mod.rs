@@ -234,6 +234,9 @@ pub struct NewMessage {
     pub idempotency: Option<(String, String)>,
     /// Accepted as held: `(tag of the pause or action holding it, why)`.
     pub held: Option<(String, String)>,
+    /// The send request's tags (checked at the edge), stored with the message and shown by
+    /// `GET /v1/messages/{id}`.
+    pub tags: Vec<String>,
 }
 
 /// What [`Store::insert_messages`] did with one message.
@@ -314,6 +317,7 @@ pub struct MessageRecord {
     pub message_id_header: String,
     pub attempts: i64,
     pub created_at: i64,
+    pub tags: Vec<String>,
     pub events: Vec<StoredEvent>,
 }
 

@@ -253,6 +253,7 @@ pub(super) fn insert_batch(
                 m.expires_at,
                 0_i64,
                 p.held_by(),
+                super::accept::tags_json(&m.tags),
             ])?;
             for e in p.events() {
                 event.execute(rusqlite::params![

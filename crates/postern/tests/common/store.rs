@@ -48,6 +48,7 @@ pub fn msg(tenant: &str, n: usize, idem: Option<(&str, &str)>) -> NewMessage {
         expires_at: 1_000_000,
         idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
         held: None,
+        tags: Vec::new(),
     }
 }
 

@@ -411,6 +411,7 @@ impl<'a> Run<'a> {
             expires_at: now + self.sc.queue.expiry.0,
             idempotency: None,
             held: None,
+            tags: Vec::new(),
         };
         self.guard.accepted_message(&msg);
         self.contain().await
