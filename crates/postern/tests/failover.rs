@@ -306,7 +306,7 @@ fn serve_refuses_a_bad_provider_config_and_names_the_line() {
         ),
         (
             "[providers.relay]\ntype = \"smtp\"\nhost = \"h\"\nmax_rate = \"fast\"\n",
-            "[providers.relay] max_rate must be a positive number",
+            "[providers.relay] max_rate must be a number of messages per second from 0.001 up",
         ),
     ];
     for (text, says) in cases {
