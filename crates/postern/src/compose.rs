@@ -154,11 +154,6 @@ pub fn compose(
     hostname: &str,
     max_recipients: usize,
 ) -> Result<Composed, ComposeError> {
-    // Counted as listed, before any is parsed: the work below grows with the list.
-    let listed = req.to.len() + req.cc.len() + req.bcc.len();
-    if listed > max_recipients {
-        return Err(ComposeError::TooManyRecipients(listed, max_recipients));
-    }
     let (from_mb, from_addr) = mailbox("from", &req.from)?;
     let from_envelope = from_mb.email.clone();
     no_control("subject", &req.subject)?;
@@ -170,32 +165,38 @@ pub fn compose(
 
     // Each recipient once, as text for the store and as the address already parsed for the
     // envelope.
+    // Each recipient once (case-insensitively; its first mention decides its header), parsed
+    // and counted before any goes into the builder: lettre re-reads a header for each address
+    // added to it, so a long list is quadratic work there.
     let mut recipients: Vec<String> = Vec::new();
     let mut envelope_to: Vec<lettre::Address> = Vec::new();
+    let mut in_headers: Vec<(&'static str, Mailbox)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut add = |mb: &Mailbox, addr: &EmailAddress| {
-        if seen.insert(addr.as_str().to_ascii_lowercase()) {
-            recipients.push(addr.as_str().to_owned());
+    for (field, list) in [("to", &req.to), ("cc", &req.cc), ("bcc", &req.bcc)] {
+        for r in list {
+            let (mb, a) = mailbox(field, r)?;
+            if !seen.insert(a.as_str().to_ascii_lowercase()) {
+                continue;
+            }
+            recipients.push(a.as_str().to_owned());
             envelope_to.push(mb.email.clone());
+            // Bcc recipients go in the envelope only, never in a header.
+            if field != "bcc" {
+                in_headers.push((field, mb));
+            }
         }
-    };
-    for r in &req.to {
-        let (mb, a) = mailbox("to", r)?;
-        add(&mb, &a);
-        b = b.to(mb);
-    }
-    for r in &req.cc {
-        let (mb, a) = mailbox("cc", r)?;
-        add(&mb, &a);
-        b = b.cc(mb);
-    }
-    // Bcc recipients go in the envelope only, never in a header.
-    for r in &req.bcc {
-        let (mb, a) = mailbox("bcc", r)?;
-        add(&mb, &a);
     }
     if recipients.is_empty() {
         return Err(ComposeError::NoRecipients);
+    }
+    if recipients.len() > max_recipients {
+        return Err(ComposeError::TooManyRecipients(
+            recipients.len(),
+            max_recipients,
+        ));
+    }
+    for (field, mb) in in_headers {
+        b = if field == "to" { b.to(mb) } else { b.cc(mb) };
     }
     if let Some(rt) = &req.reply_to {
         b = b.reply_to(mailbox("reply_to", rt)?.0);
@@ -299,6 +300,15 @@ pub fn prepare_submission(
     let Some(from) = parsed.from() else {
         return Err(ComposeError::Malformed("no From header".into()));
     };
+    // RFC 5322 3.6: exactly one From field. With two, a reader may take either, and the one
+    // checked against the key's sender domains need not be the one a provider sends as.
+    if parsed
+        .header_values(mail_parser::HeaderName::From)
+        .nth(1)
+        .is_some()
+    {
+        return Err(ComposeError::Malformed("more than one From header".into()));
+    }
     let from_header: Vec<String> = from
         .iter()
         .filter_map(|a| a.address())
@@ -390,6 +400,33 @@ mod tests {
         assert!(!raw.to_ascii_lowercase().contains("hidden@"), "{raw}");
         assert_eq!(c.recipients, vec!["a@example.org", "hidden@example.net"]);
         assert_eq!(c.mail_from, "app@example.com");
+    }
+
+    #[test]
+    fn each_recipient_once_and_the_limit_counts_distinct_addresses() {
+        let mut r = req();
+        r.to = vec![
+            "a@example.org".into(),
+            "A@Example.org".into(),
+            "b@example.org".into(),
+        ];
+        r.cc = vec!["a@example.org".into(), "c@example.org".into()];
+        r.bcc = vec!["b@example.org".into()];
+        let c = compose(&r, "h", 3).unwrap();
+        assert_eq!(
+            c.recipients,
+            vec!["a@example.org", "b@example.org", "c@example.org"]
+        );
+        let raw = String::from_utf8(c.raw).unwrap();
+        assert!(
+            raw.contains("To: a@example.org, b@example.org\r\n"),
+            "{raw}"
+        );
+        assert!(raw.contains("Cc: c@example.org\r\n"), "{raw}");
+        assert_eq!(
+            compose(&r, "h", 2).unwrap_err().code(),
+            "too_many_recipients"
+        );
     }
 
     #[test]

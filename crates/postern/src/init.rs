@@ -114,21 +114,22 @@ pub async fn init(dir: &Path, force: bool) -> anyhow::Result<InitReport> {
     // A database set up before (the config file lost, or a shared PostgreSQL named in the
     // environment) keeps its owner account: resetting it would drop its TOTP enrolment and
     // password for a one-time one printed to whoever runs this. Only --force does that.
-    match store.admin("admin").await {
-        Ok(_) if !force => {
+    let admins = store.list_admins().await?;
+    match admins.first() {
+        Some(_) if !force => {
             let _ = std::fs::remove_file(&path);
             if !kek_existed {
                 let _ = std::fs::remove_file(&kek);
             }
             bail!(
-                "the database ({}) is already set up: it has an admin account; nothing was changed. \
-                 Restore the config file that went with it, or run `postern init --force` to reset \
-                 the admin's password and TOTP and issue a new API key",
+                "the database ({}) is already set up: it has an admin account, which was left as it \
+                 is, with its keys; no config file or certificate was written. Restore the config \
+                 file that went with it, or run `postern init --force` to reset the admin's \
+                 password and TOTP and issue a new API key",
                 crate::server::redact_url(&cfg.database_url())
             );
         }
-        Ok(_) | Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+        _ => {}
     }
     let (cert, key) = cfg.tls_paths();
     crate::tls::write_self_signed(

@@ -196,10 +196,14 @@ async fn bad_input_gets_precise_errors_and_writes_nothing() {
             "header_too_long",
         ),
         ("to", json!([]), "no_recipients"),
-        // Counted as listed, duplicates too (the default limit is 100).
+        // Distinct addresses (the default limit is 100).
         (
             "to",
-            json!(vec!["a@example.org"; 101]),
+            json!(
+                (0..101)
+                    .map(|i| format!("r{i}@example.org"))
+                    .collect::<Vec<_>>()
+            ),
             "too_many_recipients",
         ),
     ] {

@@ -345,6 +345,11 @@ async fn a_keys_domain_policy_applies_to_smtp_too() {
         ("From: CEO <ceo@bank.example>", "550 5.7.1"),
         ("From: undisclosed-recipients:;", "550 5.7.1"),
         ("From: app@example.com, ceo@bank.example", "550 5.7.1"),
+        // Two From fields (RFC 5322 allows one): either could be the one a reader takes.
+        (
+            "From: ceo@bank.example\r\nFrom: app@example.com",
+            "550 5.6.0",
+        ),
         ("From: App <app@example.com>", "250 2.0.0"),
     ] {
         s.open_data("bob@customers.example").await;

@@ -137,18 +137,22 @@ async fn send_inner(
     let idem = idempotency_key(headers, &req)?;
     let c = compose(&req, &st.hostname, st.max_recipients)?;
     let idem = idem.map(|k| (k, request_hash(&req)));
-    // A retry of an accepted request gets the first answer again before any limit counts it.
-    if let Some((key, hash)) = &idem
-        && let Some(first) = st
+    // A retry of a request whose key is already claimed is not a new message: no limit
+    // counts it. Its answer still comes from the group commit, which answers only once the
+    // first message is on the disk.
+    let retry = match &idem {
+        Some((key, hash)) => st
             .store
             .idempotent_answer(&who.tenant_id, key, hash)
             .await?
-    {
-        return respond(first);
+            .is_some(),
+        None => false,
+    };
+    if !retry {
+        st.keys
+            .admit_send(&who, &c.mail_from, &c.recipients)
+            .await?;
     }
-    st.keys
-        .admit_send(&who, &c.mail_from, &c.recipients)
-        .await?;
     let now = st.clock.now_ms();
     let msg = NewMessage {
         id: crate::domain::new_message_uuid().to_string(),

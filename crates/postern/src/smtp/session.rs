@@ -117,16 +117,22 @@ impl<'a> Session<'a> {
 
     /// Reads one line of at most `max` octets. An over-long line is consumed to its end and
     /// reported, so the session can answer and go on.
+    ///
+    /// `idle` bounds each wait for more bytes, not the whole line: a long line that keeps
+    /// arriving is not cut off. A wait that runs out is an error of kind `TimedOut`.
     async fn read_line<S: AsyncRead + Unpin>(
         r: &mut BufReader<S>,
         max: usize,
+        idle: std::time::Duration,
     ) -> std::io::Result<Line> {
         let mut buf = Vec::new();
         let mut too_long = false;
         // The last two bytes read, to tell how an over-long line ended.
         let mut tail = [0u8; 2];
         loop {
-            let chunk = r.fill_buf().await?;
+            let chunk = tokio::time::timeout(idle, r.fill_buf())
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             if chunk.is_empty() {
                 return Ok(Line::Eof);
             }
@@ -165,13 +171,13 @@ impl<'a> Session<'a> {
         r: &mut BufReader<S>,
         max: usize,
     ) -> std::io::Result<Line> {
-        match tokio::time::timeout(self.ctx.idle_timeout, Self::read_line(r, max)).await {
-            Ok(line) => line,
-            Err(_) => {
+        match Self::read_line(r, max, self.ctx.idle_timeout).await {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 self.reply("421 4.4.2 Idle too long, closing connection");
                 self.flush(r.get_mut()).await?;
-                Err(std::io::ErrorKind::TimedOut.into())
+                Err(e)
             }
+            line => line,
         }
     }
 
@@ -195,13 +201,13 @@ impl<'a> Session<'a> {
                 return Ok(End::Closed);
             }
             let line = tokio::select! {
-                l = tokio::time::timeout(self.ctx.idle_timeout, Self::read_line(&mut r, MAX_COMMAND_LINE)) => match l {
-                    Ok(l) => l?,
-                    Err(_) => {
+                l = Self::read_line(&mut r, MAX_COMMAND_LINE, self.ctx.idle_timeout) => match l {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                         self.reply("421 4.4.2 Idle too long, closing connection");
                         self.flush(r.get_mut()).await?;
                         return Ok(End::Closed);
                     }
+                    l => l?,
                 },
                 _ = stop.changed() => {
                     self.reply("421 4.3.2 Service shutting down, try again later");
@@ -414,6 +420,11 @@ impl<'a> Session<'a> {
         if let Some(who) = self.principal.take() {
             match self.ctx.keys.recheck(&who, "send").await {
                 Ok(who) => self.principal = Some(who),
+                // The key could not be read: a passing fault, not a verdict on the key.
+                Err(e @ crate::auth::AuthError::Store(_)) => {
+                    self.principal = Some(who);
+                    return self.error(&format!("451 4.3.0 {e}; try again"));
+                }
                 Err(e) => {
                     tracing::info!(peer = %self.peer, reason = %e, "SMTP session's key no longer valid");
                     return self.error(&format!("530 5.7.0 Authentication required: {e}"));
