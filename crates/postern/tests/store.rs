@@ -564,19 +564,38 @@ async fn checkpoint_restarts_the_log_while_writes_go_on() {
             "no reader holds frames back"
         );
     }
-    let after_last = written.load(load);
+    // What the log holds after a checkpoint, writes going on: the batches committed since it
+    // returned (and what it could not see), not the hundreds before it. The commit after a
+    // checkpoint starts the log over only if no connection's read mark is still on it; on a
+    // loaded machine that can miss one checkpoint, so a few are allowed.
+    let mut missed = Vec::new();
+    for _ in 0..5 {
+        let before = written.load(load);
+        assert_eq!(s.checkpoint(true).await.unwrap().left, 0);
+        while written.load(load) < before + 3 {
+            assert!(
+                !writer.is_finished() && std::time::Instant::now() < deadline,
+                "the writer stopped"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let frames = log_frames(&path).await;
+        let since = (written.load(load) - before + 2) as i64;
+        if frames <= since * per_batch * 2 {
+            missed.clear();
+            break;
+        }
+        missed.push(format!(
+            "{frames} frames in the log, {per_batch} per batch, {since} batches since the checkpoint"
+        ));
+    }
     stop.store(true, load);
     writer.await.unwrap();
-    let total = written.load(load);
-    assert!(total >= 240, "the writes went on during the checkpoints");
-    // What the log holds now: the batches committed after the last checkpoint returned
-    // (and what that one could not see), not the hundreds before it.
-    let since = (total - after_last + 2) as i64;
-    let frames = log_frames(&path).await;
     assert!(
-        frames <= since * per_batch * 2,
-        "{frames} frames in the log, {per_batch} per batch, {since} batches since the checkpoint, {total} in all"
+        written.load(load) >= 240,
+        "the writes went on during the checkpoints"
     );
+    assert!(missed.is_empty(), "the log never started over: {missed:?}");
 
     // PostgreSQL has no such log to copy.
     let pg = common::PgDb::create();
