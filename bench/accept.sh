@@ -32,6 +32,7 @@ commits_per_flush() { # commits_per_flush METRICS_FILE
 }
 
 run_wrk() { # run_wrk URL LUA SECS: wrk output to stdout
+  settle
   wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s "$1" --latency "$3"
 }
 
@@ -43,6 +44,7 @@ CLEANUP_HOOKS+=('for d in "${DBS[@]:-}"; do [ -n "$d" ] && pg_dropdb "$d"; done'
 openloop_at() { # openloop_at NAME PORT RATE [HEADER...]: fills the H_* figures for NAME
   local name="$1" port="$2" rate="$3"; shift 3
   local count; count=$(calc "int($rate * $SECS)")
+  settle
   local out; out=$("$OPENLOOP" "127.0.0.1:$port" /v1/messages "$rate" "$count" "$OL_CONNS" "$WORK/body.json" "$@")
   echo "  open loop: $out" >&2
   H_OFFERED[$name]=$(echo "$out" | kv offered_rps); H_RPS[$name]=$(echo "$out" | kv achieved_rps)

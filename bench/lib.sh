@@ -130,6 +130,12 @@ build_openloop() {
 }
 
 # The message every HTTP benchmark posts (about 1 KiB of text, like smtp-source -l 1024).
+# settle: before a measured phase, the disk finishes writing back what earlier phases left in
+# the page cache (another node's outbox and database, the burst of the same node's full-load
+# phase), and the node gets a second to copy its log into the database, so that a phase is
+# not charged for the write-back of the one before it.
+settle() { sync; sleep 1; }
+
 write_body() { # write_body FILE
   python3 - "$1" <<'PY'
 import json, sys
