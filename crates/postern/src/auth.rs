@@ -242,15 +242,7 @@ impl KeyAuthenticator {
     pub async fn recheck(&self, who: &Principal, scope: &str) -> Result<Principal, AuthError> {
         let rec = self.record(&who.key_id).await?;
         usable(&rec, self.clock.now_ms())?;
-        if !rec.policy.allows_ip(who.ip) {
-            let from = who
-                .ip
-                .map_or("an unknown address".to_owned(), |i| i.to_string());
-            return Err(AuthError::Network(rec.id.clone(), from));
-        }
-        if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
-            return Err(AuthError::Scope(rec.id.clone(), scope.to_owned()));
-        }
+        permitted(&rec, scope, who.ip)?;
         Ok(Principal {
             key: rec,
             ..who.clone()
@@ -294,16 +286,9 @@ impl KeyAuthenticator {
             let successor = rec.successor_id.as_deref().unwrap_or_default();
             tracing::warn!(key = %rec.id, successor = %successor, ip = ?ip, until = %rfc3339(grace), "rotated API key used during its grace period");
         }
-        if !rec.policy.allows_ip(ip) {
-            let from = ip.map_or("an unknown address".to_owned(), |i| i.to_string());
-            let e = AuthError::Network(rec.id.clone(), from);
-            self.refused(&rec.id, &e);
-            return Err(e);
-        }
-        if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
-            let e = AuthError::Scope(rec.id.clone(), scope.to_owned());
+        if let Err(e) = permitted(&rec, scope, ip) {
             // Reading a message falls back from `read` to `send`: not a probe.
-            if scope != "read" {
+            if !(matches!(e, AuthError::Scope(..)) && scope == "read") {
                 self.refused(&rec.id, &e);
             }
             return Err(e);
@@ -323,6 +308,18 @@ impl KeyAuthenticator {
             ip,
         })
     }
+}
+
+/// Whether a usable key may be used from `ip` (its network allowlist) for `scope`.
+fn permitted(rec: &KeyRecord, scope: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
+    if !rec.policy.allows_ip(ip) {
+        let from = ip.map_or("an unknown address".to_owned(), |i| i.to_string());
+        return Err(AuthError::Network(rec.id.clone(), from));
+    }
+    if !rec.scopes.split(',').any(|s| s == scope || s == "admin") {
+        return Err(AuthError::Scope(rec.id.clone(), scope.to_owned()));
+    }
+    Ok(())
 }
 
 /// Whether a key whose secret matched may be used at `now`: not revoked, not expired, not past

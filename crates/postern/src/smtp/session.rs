@@ -173,12 +173,20 @@ impl<'a> Session<'a> {
     ) -> std::io::Result<Line> {
         match Self::read_line(r, max, self.ctx.idle_timeout).await {
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                self.reply("421 4.4.2 Idle too long, closing connection");
-                self.flush(r.get_mut()).await?;
+                self.close_idle(r).await?;
                 Err(e)
             }
             line => line,
         }
+    }
+
+    /// Tells a client silent for the idle timeout that the session ends.
+    async fn close_idle<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        r: &mut BufReader<S>,
+    ) -> std::io::Result<()> {
+        self.reply("421 4.4.2 Idle too long, closing connection");
+        self.flush(r.get_mut()).await
     }
 
     /// Runs until QUIT, EOF, shutdown, or STARTTLS.
@@ -201,19 +209,19 @@ impl<'a> Session<'a> {
                 return Ok(End::Closed);
             }
             let line = tokio::select! {
-                l = Self::read_line(&mut r, MAX_COMMAND_LINE, self.ctx.idle_timeout) => match l {
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                        self.reply("421 4.4.2 Idle too long, closing connection");
-                        self.flush(r.get_mut()).await?;
-                        return Ok(End::Closed);
-                    }
-                    l => l?,
-                },
+                l = Self::read_line(&mut r, MAX_COMMAND_LINE, self.ctx.idle_timeout) => l,
                 _ = stop.changed() => {
                     self.reply("421 4.3.2 Service shutting down, try again later");
                     self.flush(r.get_mut()).await?;
                     return Ok(End::Closed);
                 }
+            };
+            let line = match line {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    self.close_idle(&mut r).await?;
+                    return Ok(End::Closed);
+                }
+                l => l?,
             };
             let line = match line {
                 Line::Eof => return Ok(End::Closed),
