@@ -387,6 +387,53 @@ async fn guard_ledger_recipient_memory_and_held_summary() {
     }
 }
 
+/// The page size SQLite keeps in a database file's header (bytes 16-17, big-endian).
+fn page_size_of(db: &std::path::Path) -> u32 {
+    let header = std::fs::read(db).unwrap();
+    u32::from(u16::from_be_bytes([header[16], header[17]]))
+}
+
+/// A new SQLite database is made with 2 KiB pages (fewer bytes written per commit); one made
+/// before, with SQLite's default 4 KiB, keeps its pages and goes on accepting.
+#[tokio::test]
+async fn new_sqlite_databases_use_2_kib_pages_and_older_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("new.db");
+    let s = Store::connect(&format!("sqlite://{}", fresh.display()))
+        .await
+        .unwrap();
+    let t = s.create_tenant("acme", 1).await.unwrap();
+    s.insert_messages(&[msg(&t.id, 1, None)]).await.unwrap();
+    s.close().await;
+    assert_eq!(page_size_of(&fresh), 2048);
+
+    let old = dir.path().join("old.db");
+    {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&old)
+            .create_if_missing(true)
+            .page_size(4096)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("CREATE TABLE before_postern (x INTEGER)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
+    assert_eq!(page_size_of(&old), 4096);
+    let s = Store::connect(&format!("sqlite://{}", old.display()))
+        .await
+        .unwrap();
+    let t = s.create_tenant("acme", 1).await.unwrap();
+    let m = msg(&t.id, 2, None);
+    s.insert_messages(std::slice::from_ref(&m)).await.unwrap();
+    assert_eq!(s.message(&t.id, &m.id).await.unwrap().status, "queued");
+    s.close().await;
+    assert_eq!(page_size_of(&old), 4096);
+}
+
 /// Accepts on SQLite commit first and flush the write-ahead log after; the flush goes to the
 /// log SQLite really writes (here behind a symlinked directory), and a log that is not there
 /// is an error, never taken as flushed.
