@@ -387,6 +387,13 @@ async fn guard_ledger_recipient_memory_and_held_summary() {
     }
 }
 
+/// A store on an SQLite file at `path`.
+async fn sqlite_file(path: &std::path::Path) -> Store {
+    Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
 /// The page size SQLite keeps in a database file's header (bytes 16-17, big-endian).
 fn page_size_of(db: &std::path::Path) -> u32 {
     let header = std::fs::read(db).unwrap();
@@ -399,9 +406,7 @@ fn page_size_of(db: &std::path::Path) -> u32 {
 async fn new_sqlite_databases_use_2_kib_pages_and_older_ones_keep_theirs() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("new.db");
-    let s = Store::connect(&format!("sqlite://{}", fresh.display()))
-        .await
-        .unwrap();
+    let s = sqlite_file(&fresh).await;
     let t = s.create_tenant("acme", 1).await.unwrap();
     s.insert_messages(&[msg(&t.id, 1, None)]).await.unwrap();
     s.close().await;
@@ -423,9 +428,7 @@ async fn new_sqlite_databases_use_2_kib_pages_and_older_ones_keep_theirs() {
         c.close().await.unwrap();
     }
     assert_eq!(page_size_of(&old), 4096);
-    let s = Store::connect(&format!("sqlite://{}", old.display()))
-        .await
-        .unwrap();
+    let s = sqlite_file(&old).await;
     let t = s.create_tenant("acme", 1).await.unwrap();
     let m = msg(&t.id, 2, None);
     s.insert_messages(std::slice::from_ref(&m)).await.unwrap();
@@ -444,9 +447,7 @@ async fn deferred_accepts_flush_the_log_sqlite_writes() {
     std::fs::create_dir(&real).unwrap();
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let s = Store::connect(&format!("sqlite://{}", link.join("t.db").display()))
-        .await
-        .unwrap();
+    let s = sqlite_file(&link.join("t.db")).await;
     let t = s.create_tenant("acme", 1).await.unwrap();
     let m = msg(&t.id, 1, None);
     let (back, answers, pending) = s.insert_messages_deferred(vec![m.clone()]).await.unwrap();
@@ -560,9 +561,7 @@ async fn log_frames(path: &std::path::Path) -> i64 {
 async fn checkpoint_restarts_the_log_while_writes_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let s = Store::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let s = sqlite_file(&path).await;
     let t = s.create_tenant("acme", 1).await.unwrap();
     let batch = |from: usize| -> Vec<NewMessage> {
         (from..from + 10)
