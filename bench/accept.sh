@@ -2,8 +2,9 @@
 # bench/accept.sh: durable HTTP accepts per second.
 #
 # Postern on SQLite, then on PostgreSQL (each a fresh `postern init`, delivery ON into the
-# default file provider in a throwaway outbox), then a bare axum JSON handler, all measured with
-# the same wrk command in the same run. Then p99 latency at half of each backend's maximum, with
+# default file provider in a throwaway outbox), then a bare axum JSON handler and the cheapest
+# durable handler on a file and on SQLite (examples/durable_floor.rs), all measured with the
+# same wrk command in the same run. Then p99 latency at half of each backend's maximum, with
 # an open-loop fixed-rate generator (bench/openloop.rs). See bench/README.md.
 #
 # Usage: bash bench/accept.sh            (env: BENCH_SECS=12 BENCH_CONNS=128 BENCH_THREADS=2)
@@ -19,7 +20,7 @@ OL_CONNS=64    # connections of the open-loop generator (enough to never run out
 need_pkg wrk wrk
 need_pkg curl curl
 pg_ready
-build --example bare_axum
+build --example bare_axum --example durable_floor
 build_openloop
 write_body "$WORK/body.json"
 
@@ -125,6 +126,27 @@ log "open loop at ${H_OFFERED[sqlite-off]} req/s on the bare handler (the method
 openloop_at bare "$BARE_PORT" "${H_OFFERED[sqlite-off]}"
 kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
 
+# Two more references: the cheapest durable accept (durable_floor.rs: parse, append every body
+# that arrived during the last flush with one write, fdatasync, answer), on a file and on
+# SQLite. They tell what any durable design reaches on this machine in this run, so the gap
+# between them and Postern is Postern's own work per message (auth, checks, MIME, guard, the
+# queue's columns and indexes), not the disk.
+for t in floor-file floor-sqlite; do
+  port=$(free_port)
+  mode=(); [ "$t" = floor-sqlite ] && mode=(--sqlite)
+  "$WORK/bin/durable_floor" "${mode[@]}" "127.0.0.1:$port" "$WORK/$t.data" 2>/dev/null & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
+  wait_port "$port"
+  log "wrk -t$THREADS -c$CONNS -d${SECS}s on the durable floor (${t#floor-})"
+  out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$port/v1/messages"); echo "$out" > "$WORK/wrk-$t.txt"
+  RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
+  NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
+  half=$(calc "round(${RPS[$t]} / 2)")
+  log "open loop at $half req/s (half of its max) on the durable floor (${t#floor-})"
+  openloop_at "$t" "$port" "$half"
+  kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true
+  rm -f "$WORK/$t.data"*
+done
+
 # The disk's own floor for a durable answer: one 8 KiB append + fdatasync at a time, in the
 # scratch dir (the same filesystem the databases used), the way one commit's flush is.
 FSYNC=$(python3 - "$WORK/fsync.probe" <<'PY2'
@@ -141,28 +163,29 @@ log "one append + fdatasync at a time: $FSYNC"
 
 echo
 echo "== accept: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${SECS}s, ~1 KiB JSON body, same machine, same run =="
-printf "%-20s %11s %9s %9s %7s %9s | %9s %9s %8s %7s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit" "commit/flush"
-for t in sqlite postgres bare sqlite-off postgres-off; do
-  case $t in bare) name="bare axum";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
-  if [ "$t" = bare ]; then extra="$(printf "%9s %9s %8s %7s %7s" - - - - -)"; else
+printf "%-24s %11s %9s %9s %7s %9s | %9s %9s %8s %7s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit" "commit/flush"
+for t in sqlite postgres bare floor-file floor-sqlite sqlite-off postgres-off; do
+  case $t in bare) name="bare axum";; floor-*) name="durable floor (${t#floor-})";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
+  if [ "$t" = bare ] || [ "${t#floor-}" != "$t" ]; then extra="$(printf "%9s %9s %8s %7s %7s" - - - - -)"; else
     extra="$(printf "%9s %9s %8s %7s %7s" "${ACCEPTED[$t]}" "${DELIVERED[$t]}" "${BACKLOG[$t]}" "${BATCH[$t]}" "${PERFLUSH[$t]}")"; fi
-  printf "%-20s %11s %9s %9s %7s %9s | %s\n" "$name" "${RPS[$t]}" "$(calc "round(${RPS[$t]} / ${RPS[bare]}, 3)")" \
+  printf "%-24s %11s %9s %9s %7s %9s | %s\n" "$name" "${RPS[$t]}" "$(calc "round(${RPS[$t]} / ${RPS[bare]}, 3)")" \
     "${P99[$t]}" "${NON2XX[$t]}" "${SOCKERR[$t]}" "$extra"
 done
 echo "(ratio = req/s / bare axum req/s; accepted/delivered/backlog = Postern's own counters when wrk ended:"
 echo " delivery into the file provider ran concurrently with the accepts, on the same 2 cores and disk."
-echo " * = accept-only node, [queue] deliver = false: the accept path alone, for comparison)"
+echo " * = accept-only node, [queue] deliver = false: the accept path alone, for comparison;"
+echo " durable floor = examples/durable_floor.rs: parse, group-append to a file or an SQLite table, flush, answer)"
 echo
 echo "== latency at half of the maximum: open loop, fixed rate, ${SECS}s, $OL_CONNS connections, latency from due time =="
-printf "%-20s %10s %10s %8s %8s %9s %9s %7s %7s\n" target "offered/s" "achieved/s" "p50 ms" "p99 ms" "p99.9 ms" "max ms" non-2xx errors
-for t in sqlite postgres sqlite-off postgres-off bare; do
-  case $t in bare) name="bare axum (floor)";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
-  printf "%-20s %10s %10s %8s %8s %9s %9s %7s %7s\n" "$name" "${H_OFFERED[$t]}" "${H_RPS[$t]}" "${H_P50[$t]}" \
+printf "%-24s %10s %10s %8s %8s %9s %9s %7s %7s\n" target "offered/s" "achieved/s" "p50 ms" "p99 ms" "p99.9 ms" "max ms" non-2xx errors
+for t in sqlite postgres sqlite-off postgres-off bare floor-file floor-sqlite; do
+  case $t in bare) name="bare axum (floor)";; floor-*) name="durable floor (${t#floor-})";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
+  printf "%-24s %10s %10s %8s %8s %9s %9s %7s %7s\n" "$name" "${H_OFFERED[$t]}" "${H_RPS[$t]}" "${H_P50[$t]}" \
     "${H_P99[$t]}" "${H_P999[$t]}" "${H_MAX[$t]}" "${H_NON2XX[$t]}" "${H_ERR[$t]}"
 done
 echo "disk floor (one 8 KiB append + fdatasync at a time, same filesystem): $FSYNC"
 bad=0
-for t in sqlite postgres bare sqlite-off postgres-off; do
+for t in sqlite postgres bare floor-file floor-sqlite sqlite-off postgres-off; do
   [ "${NON2XX[$t]}" = 0 ] && [ "${SOCKERR[$t]}" = 0 ] && [ "${H_NON2XX[$t]:-0}" = 0 ] && [ "${H_ERR[$t]:-0}" = 0 ] || bad=1
 done
 echo
