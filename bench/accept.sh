@@ -3,7 +3,7 @@
 #
 # Postern on SQLite, then on PostgreSQL (each a fresh `postern init`, delivery ON into the
 # default file provider in a throwaway outbox), then a bare axum JSON handler and the cheapest
-# durable handler on a file and on SQLite (examples/durable_floor.rs), all measured with the
+# durable handler on a file, on SQLite and on Postern's messages table (examples/durable_floor.rs), all measured with the
 # same wrk command in the same run. Then p99 latency at half of each backend's maximum, with
 # an open-loop fixed-rate generator (bench/openloop.rs). See bench/README.md.
 #
@@ -32,21 +32,30 @@ commits_per_flush() { # commits_per_flush METRICS_FILE
     calc "round($(from_snapshot "$1" postern_accept_commit_batch_size_count) / $f, 2)"; fi
 }
 
+# The server's CPU time (user + system, all threads) per request over a wrk run: the figure that
+# explains a ratio, since the server and wrk share two cores.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+us_per_req() { # us_per_req TICKS_BEFORE TICKS_AFTER REQUESTS
+  calc "round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / max(1, $3), 1)"
+}
+
 run_wrk() { # run_wrk URL LUA SECS: wrk output to stdout
   settle
   wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s "$1" --latency "$3"
 }
 
-declare -A RPS P99 NON2XX SOCKERR REQS ACCEPTED DELIVERED BACKLOG BATCH PERFLUSH
-declare -A H_OFFERED H_RPS H_P50 H_P99 H_P999 H_MAX H_NON2XX H_ERR
+declare -A CPU RPS P99 NON2XX SOCKERR REQS ACCEPTED DELIVERED BACKLOG BATCH PERFLUSH
+declare -A H_CPU H_OFFERED H_RPS H_P50 H_P99 H_P999 H_MAX H_NON2XX H_ERR
 DBS=()
 CLEANUP_HOOKS+=('for d in "${DBS[@]:-}"; do [ -n "$d" ] && pg_dropdb "$d"; done')
 
-openloop_at() { # openloop_at NAME PORT RATE [HEADER...]: fills the H_* figures for NAME
+openloop_at() { # openloop_at NAME PORT RATE [HEADER...]: fills the H_* figures for NAME (server: $MEASURED_PID)
   local name="$1" port="$2" rate="$3"; shift 3
   local count; count=$(calc "int($rate * $SECS)")
   settle
+  local t0; t0=$(cpu_ticks "$MEASURED_PID")
   local out; out=$("$OPENLOOP" "127.0.0.1:$port" /v1/messages "$rate" "$count" "$OL_CONNS" "$WORK/body.json" "$@")
+  H_CPU[$name]=$(us_per_req "$t0" "$(cpu_ticks "$MEASURED_PID")" "$count")
   echo "  open loop: $out" >&2
   H_OFFERED[$name]=$(echo "$out" | kv offered_rps); H_RPS[$name]=$(echo "$out" | kv achieved_rps)
   H_P50[$name]=$(echo "$out" | kv p50_ms); H_P99[$name]=$(echo "$out" | kv p99_ms)
@@ -69,7 +78,9 @@ for backend in sqlite postgres; do
     -H 'Content-Type: application/json' --data-binary @"$WORK/body.json" "$url")
   [ "$code" = 202 ] || die "first POST answered $code: $(cat "$WORK/first.json")"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend)"
+  t0=$(cpu_ticks "$SERVE_PID")
   out=$(run_wrk "$WORK/$backend.lua" "$SECS" "$url"); echo "$out" > "$WORK/wrk-$backend.txt"
+  CPU[$backend]=$(us_per_req "$t0" "$(cpu_ticks "$SERVE_PID")" "$(echo "$out" | wrk_requests)")
   metrics_snapshot "$WORK/metrics-$backend.txt"
   RPS[$backend]=$(echo "$out" | wrk_rps); P99[$backend]=$(echo "$out" | wrk_p99)
   NON2XX[$backend]=$(echo "$out" | wrk_non2xx); SOCKERR[$backend]=$(echo "$out" | wrk_sockerr)
@@ -83,7 +94,7 @@ for backend in sqlite postgres; do
   log "$backend: ${RPS[$backend]} req/s, non-2xx ${NON2XX[$backend]}, socket errors ${SOCKERR[$backend]}; accepted ${ACCEPTED[$backend]}, delivered ${DELIVERED[$backend]}, backlog ${BACKLOG[$backend]}"
   half=$(calc "round(${RPS[$backend]} / 2)")
   log "open loop at $half req/s (half of max) for ${SECS}s on postern ($backend)"
-  openloop_at "$backend" "$PORT_HTTP" "$half" "Authorization: Bearer $KEY"
+  MEASURED_PID=$SERVE_PID openloop_at "$backend" "$PORT_HTTP" "$half" "Authorization: Bearer $KEY"
   stop_postern
   if [ "$backend" = postgres ]; then pg_dropdb "$db"; fi
 
@@ -97,8 +108,10 @@ for backend in sqlite postgres; do
   start_postern "$WORK/$backend-off" POSTERN_QUEUE_DELIVER=false "${extra[@]}"
   wrk_script "$WORK/$backend-off.lua" "$WORK/body.json" "$KEY"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend), accept-only node"
-  out=$(run_wrk "$WORK/$backend-off.lua" "$SECS" "http://127.0.0.1:$PORT_HTTP/v1/messages"); echo "$out" > "$WORK/wrk-$backend-off.txt"
   t="$backend-off"
+  t0=$(cpu_ticks "$SERVE_PID")
+  out=$(run_wrk "$WORK/$backend-off.lua" "$SECS" "http://127.0.0.1:$PORT_HTTP/v1/messages"); echo "$out" > "$WORK/wrk-$backend-off.txt"
+  CPU[$t]=$(us_per_req "$t0" "$(cpu_ticks "$SERVE_PID")" "$(echo "$out" | wrk_requests)")
   RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
   NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
   metrics_snapshot "$WORK/metrics-$t.txt"; m="$WORK/metrics-$t.txt"
@@ -109,7 +122,7 @@ for backend in sqlite postgres; do
   log "$t: ${RPS[$t]} req/s, non-2xx ${NON2XX[$t]}, socket errors ${SOCKERR[$t]}"
   half=$(calc "round(${RPS[$t]} / 2)")
   log "open loop at $half req/s (half of max) for ${SECS}s on postern ($t)"
-  openloop_at "$t" "$PORT_HTTP" "$half" "Authorization: Bearer $KEY"
+  MEASURED_PID=$SERVE_PID openloop_at "$t" "$PORT_HTTP" "$half" "Authorization: Bearer $KEY"
   stop_postern
   if [ "$backend" = postgres ]; then pg_dropdb "$db"; fi
 done
@@ -118,31 +131,36 @@ BARE_PORT=$(free_port)
 "$WORK/bin/bare_axum" "$BARE_PORT" 2>/dev/null & BARE_PID=$!; PIDS+=("$BARE_PID")
 wait_port "$BARE_PORT"
 log "wrk -t$THREADS -c$CONNS -d${SECS}s on the bare axum handler"
+t0=$(cpu_ticks "$BARE_PID")
 out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$BARE_PORT/v1/messages"); echo "$out" > "$WORK/wrk-bare.txt"
+CPU[bare]=$(us_per_req "$t0" "$(cpu_ticks "$BARE_PID")" "$(echo "$out" | wrk_requests)")
 RPS[bare]=$(echo "$out" | wrk_rps); P99[bare]=$(echo "$out" | wrk_p99)
 NON2XX[bare]=$(echo "$out" | wrk_non2xx); SOCKERR[bare]=$(echo "$out" | wrk_sockerr); REQS[bare]=$(echo "$out" | wrk_requests)
 # The generator's own floor: the bare handler at the same rate as Postern-on-SQLite's half load.
 log "open loop at ${H_OFFERED[sqlite-off]} req/s on the bare handler (the method's floor)"
-openloop_at bare "$BARE_PORT" "${H_OFFERED[sqlite-off]}"
+MEASURED_PID=$BARE_PID openloop_at bare "$BARE_PORT" "${H_OFFERED[sqlite-off]}"
 kill "$BARE_PID"; wait "$BARE_PID" 2>/dev/null || true
 
-# Two more references: the cheapest durable accept (durable_floor.rs: parse, append every body
-# that arrived during the last flush with one write, fdatasync, answer), on a file and on
-# SQLite. They tell what any durable design reaches on this machine in this run, so the gap
-# between them and Postern is Postern's own work per message (auth, checks, MIME, guard, the
-# queue's columns and indexes), not the disk.
-for t in floor-file floor-sqlite; do
+# Three more references: the cheapest durable accept (durable_floor.rs: parse, append every body
+# that arrived during the last flush with one write, fdatasync, answer), on a file, on an SQLite
+# table of (id, body), and as a row of Postern's own `messages` table with its indexes. They
+# tell what a durable design reaches on this machine in this run, and split the gap to Postern:
+# the disk, SQLite, the message table, and Postern's own work per message (auth, checks, MIME,
+# guard, counts).
+for t in floor-file floor-sqlite floor-messages; do
   port=$(free_port)
-  mode=(); [ "$t" = floor-sqlite ] && mode=(--sqlite)
+  case $t in floor-sqlite) mode=(--sqlite);; floor-messages) mode=(--sqlite-messages);; *) mode=();; esac
   "$WORK/bin/durable_floor" "${mode[@]}" "127.0.0.1:$port" "$WORK/$t.data" 2>/dev/null & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
   wait_port "$port"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on the durable floor (${t#floor-})"
+  t0=$(cpu_ticks "$FLOOR_PID")
   out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$port/v1/messages"); echo "$out" > "$WORK/wrk-$t.txt"
+  CPU[$t]=$(us_per_req "$t0" "$(cpu_ticks "$FLOOR_PID")" "$(echo "$out" | wrk_requests)")
   RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
   NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
   half=$(calc "round(${RPS[$t]} / 2)")
   log "open loop at $half req/s (half of its max) on the durable floor (${t#floor-})"
-  openloop_at "$t" "$port" "$half"
+  MEASURED_PID=$FLOOR_PID openloop_at "$t" "$port" "$half"
   kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true
   rm -f "$WORK/$t.data"*
 done
@@ -163,29 +181,31 @@ log "one append + fdatasync at a time: $FSYNC"
 
 echo
 echo "== accept: POST /v1/messages, wrk -t$THREADS -c$CONNS -d${SECS}s, ~1 KiB JSON body, same machine, same run =="
-printf "%-24s %11s %9s %9s %7s %9s | %9s %9s %8s %7s %7s\n" target "req/s" "ratio" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit" "commit/flush"
-for t in sqlite postgres bare floor-file floor-sqlite sqlite-off postgres-off; do
+printf "%-24s %11s %9s %8s %9s %7s %9s | %9s %9s %8s %7s %7s\n" target "req/s" "ratio" "cpu us" "p99 ms" non-2xx "sock err" accepted delivered backlog "msg/commit" "commit/flush"
+for t in sqlite postgres bare floor-file floor-sqlite floor-messages sqlite-off postgres-off; do
   case $t in bare) name="bare axum";; floor-*) name="durable floor (${t#floor-})";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
   if [ "$t" = bare ] || [ "${t#floor-}" != "$t" ]; then extra="$(printf "%9s %9s %8s %7s %7s" - - - - -)"; else
     extra="$(printf "%9s %9s %8s %7s %7s" "${ACCEPTED[$t]}" "${DELIVERED[$t]}" "${BACKLOG[$t]}" "${BATCH[$t]}" "${PERFLUSH[$t]}")"; fi
-  printf "%-24s %11s %9s %9s %7s %9s | %s\n" "$name" "${RPS[$t]}" "$(calc "round(${RPS[$t]} / ${RPS[bare]}, 3)")" \
+  printf "%-24s %11s %9s %8s %9s %7s %9s | %s\n" "$name" "${RPS[$t]}" "$(calc "round(${RPS[$t]} / ${RPS[bare]}, 3)")" "${CPU[$t]}" \
     "${P99[$t]}" "${NON2XX[$t]}" "${SOCKERR[$t]}" "$extra"
 done
-echo "(ratio = req/s / bare axum req/s; accepted/delivered/backlog = Postern's own counters when wrk ended:"
+echo "(ratio = req/s / bare axum req/s; cpu us = the server's CPU time per request during wrk, all its threads;"
+echo " accepted/delivered/backlog = Postern's own counters when wrk ended:"
 echo " delivery into the file provider ran concurrently with the accepts, on the same 2 cores and disk."
 echo " * = accept-only node, [queue] deliver = false: the accept path alone, for comparison;"
-echo " durable floor = examples/durable_floor.rs: parse, group-append to a file or an SQLite table, flush, answer)"
+echo " durable floor = examples/durable_floor.rs: parse, group-append to a file, an SQLite table of (id, body),"
+echo " or Postern's messages table with its indexes (messages), flush, answer)"
 echo
 echo "== latency at half of the maximum: open loop, fixed rate, ${SECS}s, $OL_CONNS connections, latency from due time =="
-printf "%-24s %10s %10s %8s %8s %9s %9s %7s %7s\n" target "offered/s" "achieved/s" "p50 ms" "p99 ms" "p99.9 ms" "max ms" non-2xx errors
-for t in sqlite postgres sqlite-off postgres-off bare floor-file floor-sqlite; do
+printf "%-24s %10s %10s %8s %8s %8s %9s %9s %7s %7s\n" target "offered/s" "achieved/s" "cpu us" "p50 ms" "p99 ms" "p99.9 ms" "max ms" non-2xx errors
+for t in sqlite postgres sqlite-off postgres-off bare floor-file floor-sqlite floor-messages; do
   case $t in bare) name="bare axum (floor)";; floor-*) name="durable floor (${t#floor-})";; *-off) name="postern (${t%-off}) *";; *) name="postern ($t)";; esac
-  printf "%-24s %10s %10s %8s %8s %9s %9s %7s %7s\n" "$name" "${H_OFFERED[$t]}" "${H_RPS[$t]}" "${H_P50[$t]}" \
+  printf "%-24s %10s %10s %8s %8s %8s %9s %9s %7s %7s\n" "$name" "${H_OFFERED[$t]}" "${H_RPS[$t]}" "${H_CPU[$t]}" "${H_P50[$t]}" \
     "${H_P99[$t]}" "${H_P999[$t]}" "${H_MAX[$t]}" "${H_NON2XX[$t]}" "${H_ERR[$t]}"
 done
 echo "disk floor (one 8 KiB append + fdatasync at a time, same filesystem): $FSYNC"
 bad=0
-for t in sqlite postgres bare floor-file floor-sqlite sqlite-off postgres-off; do
+for t in sqlite postgres bare floor-file floor-sqlite floor-messages sqlite-off postgres-off; do
   [ "${NON2XX[$t]}" = 0 ] && [ "${SOCKERR[$t]}" = 0 ] && [ "${H_NON2XX[$t]:-0}" = 0 ] && [ "${H_ERR[$t]:-0}" = 0 ] || bad=1
 done
 echo
