@@ -2,6 +2,8 @@
 //! becomes a MIME message (lettre's builder); an SMTP submission is checked (mail-parser) and
 //! given the headers every message must carry.
 
+mod body;
+
 use std::str::FromStr;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -232,16 +234,19 @@ pub fn compose(
             .map_err(|e| ComposeError::Build(e.to_string()))?,
     );
     let msg = match (&req.text, &req.html) {
-        (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(t.clone(), h.clone())),
+        (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(
+            body::text_body(t),
+            body::text_body(h),
+        )),
         (Some(t), None) => b.singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
-                .body(t.clone()),
+                .body(body::text_body(t)),
         ),
         (None, Some(h)) => b.singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_HTML)
-                .body(h.clone()),
+                .body(body::text_body(h)),
         ),
         (None, None) => return Err(ComposeError::NoBody),
     }
