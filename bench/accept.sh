@@ -34,13 +34,15 @@ commits_per_flush() { # commits_per_flush METRICS_FILE
 
 # The server's CPU time (user + system, all threads) per request over a wrk run: the figure that
 # explains a ratio, since the server and wrk share two cores.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { # cpu_ticks PID: user + system clock ticks of a live process, all its threads
+  [ -r "/proc/$1/stat" ] || die "process $1 is gone (see its log under $WORK)"
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
 us_per_req() { # us_per_req TICKS_BEFORE TICKS_AFTER REQUESTS
   calc "round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / max(1, $3), 1)"
 }
 
-run_wrk() { # run_wrk URL LUA SECS: wrk output to stdout
-  settle
+run_wrk() { # run_wrk LUA SECS URL: wrk output to stdout (call settle first)
   wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s "$1" --latency "$3"
 }
 
@@ -78,7 +80,7 @@ for backend in sqlite postgres; do
     -H 'Content-Type: application/json' --data-binary @"$WORK/body.json" "$url")
   [ "$code" = 202 ] || die "first POST answered $code: $(cat "$WORK/first.json")"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend)"
-  t0=$(cpu_ticks "$SERVE_PID")
+  settle; t0=$(cpu_ticks "$SERVE_PID")
   out=$(run_wrk "$WORK/$backend.lua" "$SECS" "$url"); echo "$out" > "$WORK/wrk-$backend.txt"
   CPU[$backend]=$(us_per_req "$t0" "$(cpu_ticks "$SERVE_PID")" "$(echo "$out" | wrk_requests)")
   metrics_snapshot "$WORK/metrics-$backend.txt"
@@ -109,7 +111,7 @@ for backend in sqlite postgres; do
   wrk_script "$WORK/$backend-off.lua" "$WORK/body.json" "$KEY"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend), accept-only node"
   t="$backend-off"
-  t0=$(cpu_ticks "$SERVE_PID")
+  settle; t0=$(cpu_ticks "$SERVE_PID")
   out=$(run_wrk "$WORK/$backend-off.lua" "$SECS" "http://127.0.0.1:$PORT_HTTP/v1/messages"); echo "$out" > "$WORK/wrk-$backend-off.txt"
   CPU[$t]=$(us_per_req "$t0" "$(cpu_ticks "$SERVE_PID")" "$(echo "$out" | wrk_requests)")
   RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
@@ -131,7 +133,7 @@ BARE_PORT=$(free_port)
 "$WORK/bin/bare_axum" "$BARE_PORT" 2>/dev/null & BARE_PID=$!; PIDS+=("$BARE_PID")
 wait_port "$BARE_PORT"
 log "wrk -t$THREADS -c$CONNS -d${SECS}s on the bare axum handler"
-t0=$(cpu_ticks "$BARE_PID")
+settle; t0=$(cpu_ticks "$BARE_PID")
 out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$BARE_PORT/v1/messages"); echo "$out" > "$WORK/wrk-bare.txt"
 CPU[bare]=$(us_per_req "$t0" "$(cpu_ticks "$BARE_PID")" "$(echo "$out" | wrk_requests)")
 RPS[bare]=$(echo "$out" | wrk_rps); P99[bare]=$(echo "$out" | wrk_p99)
@@ -153,7 +155,7 @@ for t in floor-file floor-sqlite floor-messages; do
   "$WORK/bin/durable_floor" "${mode[@]}" "127.0.0.1:$port" "$WORK/$t.data" 2>/dev/null & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
   wait_port "$port"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on the durable floor (${t#floor-})"
-  t0=$(cpu_ticks "$FLOOR_PID")
+  settle; t0=$(cpu_ticks "$FLOOR_PID")
   out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$port/v1/messages"); echo "$out" > "$WORK/wrk-$t.txt"
   CPU[$t]=$(us_per_req "$t0" "$(cpu_ticks "$FLOOR_PID")" "$(echo "$out" | wrk_requests)")
   RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
