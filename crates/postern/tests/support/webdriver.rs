@@ -198,14 +198,23 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             // The page may be replaced between finding the element and reading it (a form
-            // post navigating): a stale element is read again from the new page.
+            // post navigating): a stale element is read again from the new page. Chromedriver
+            // reports that as "stale element reference", or, when the new page replaced the
+            // node mid-read, as an "unknown error" from the inspector.
             let el = self.find(css).await;
             let t = match self
                 .try_call("GET", &format!("/element/{el}/text"), None)
                 .await
             {
                 Ok(v) => v.as_str().unwrap_or_default().to_owned(),
-                Err((err, _)) if err == "stale element reference" => String::new(),
+                Err((err, message))
+                    if err == "stale element reference"
+                        || message
+                            .as_str()
+                            .is_some_and(|m| m.contains("does not belong to the document")) =>
+                {
+                    String::new()
+                }
                 Err((err, message)) => panic!("webdriver text of {css:?}: {err}: {message}"),
             };
             if t.contains(want) {
