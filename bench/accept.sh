@@ -42,11 +42,19 @@ us_per_req() { # us_per_req TICKS_BEFORE TICKS_AFTER REQUESTS
   calc "round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / max(1, $3), 1)"
 }
 
-run_wrk() { # run_wrk LUA SECS URL: wrk output to stdout (call settle first)
-  wrk -t"$THREADS" -c"$CONNS" -d"$2s" -s "$1" --latency "$3"
+# wrk_row NAME PID LUA URL: lets the disk settle, runs wrk on URL (saved as wrk-NAME.txt) and
+# fills NAME's RPS, P99, NON2XX, SOCKERR and CPU (of process PID over the run).
+wrk_row() {
+  local name="$1" pid="$2" lua="$3" url="$4" t0 out
+  settle; t0=$(cpu_ticks "$pid")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "$lua" --latency "$url")
+  echo "$out" > "$WORK/wrk-$name.txt"
+  CPU[$name]=$(us_per_req "$t0" "$(cpu_ticks "$pid")" "$(echo "$out" | wrk_requests)")
+  RPS[$name]=$(echo "$out" | wrk_rps); P99[$name]=$(echo "$out" | wrk_p99)
+  NON2XX[$name]=$(echo "$out" | wrk_non2xx); SOCKERR[$name]=$(echo "$out" | wrk_sockerr)
 }
 
-declare -A CPU RPS P99 NON2XX SOCKERR REQS ACCEPTED DELIVERED BACKLOG BATCH PERFLUSH
+declare -A CPU RPS P99 NON2XX SOCKERR ACCEPTED DELIVERED BACKLOG BATCH PERFLUSH
 declare -A H_CPU H_OFFERED H_RPS H_P50 H_P99 H_P999 H_MAX H_NON2XX H_ERR
 DBS=()
 CLEANUP_HOOKS+=('for d in "${DBS[@]:-}"; do [ -n "$d" ] && pg_dropdb "$d"; done')
@@ -80,13 +88,8 @@ for backend in sqlite postgres; do
     -H 'Content-Type: application/json' --data-binary @"$WORK/body.json" "$url")
   [ "$code" = 202 ] || die "first POST answered $code: $(cat "$WORK/first.json")"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend)"
-  settle; t0=$(cpu_ticks "$SERVE_PID")
-  out=$(run_wrk "$WORK/$backend.lua" "$SECS" "$url"); echo "$out" > "$WORK/wrk-$backend.txt"
-  CPU[$backend]=$(us_per_req "$t0" "$(cpu_ticks "$SERVE_PID")" "$(echo "$out" | wrk_requests)")
+  wrk_row "$backend" "$SERVE_PID" "$WORK/$backend.lua" "$url"
   metrics_snapshot "$WORK/metrics-$backend.txt"
-  RPS[$backend]=$(echo "$out" | wrk_rps); P99[$backend]=$(echo "$out" | wrk_p99)
-  NON2XX[$backend]=$(echo "$out" | wrk_non2xx); SOCKERR[$backend]=$(echo "$out" | wrk_sockerr)
-  REQS[$backend]=$(echo "$out" | wrk_requests)
   m="$WORK/metrics-$backend.txt"
   ACCEPTED[$backend]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}')
   DELIVERED[$backend]=$(from_snapshot "$m" 'postern_queue_messages{status="delivered"}')
@@ -111,11 +114,7 @@ for backend in sqlite postgres; do
   wrk_script "$WORK/$backend-off.lua" "$WORK/body.json" "$KEY"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on postern ($backend), accept-only node"
   t="$backend-off"
-  settle; t0=$(cpu_ticks "$SERVE_PID")
-  out=$(run_wrk "$WORK/$backend-off.lua" "$SECS" "http://127.0.0.1:$PORT_HTTP/v1/messages"); echo "$out" > "$WORK/wrk-$backend-off.txt"
-  CPU[$t]=$(us_per_req "$t0" "$(cpu_ticks "$SERVE_PID")" "$(echo "$out" | wrk_requests)")
-  RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
-  NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
+  wrk_row "$t" "$SERVE_PID" "$WORK/$t.lua" "http://127.0.0.1:$PORT_HTTP/v1/messages"
   metrics_snapshot "$WORK/metrics-$t.txt"; m="$WORK/metrics-$t.txt"
   ACCEPTED[$t]=$(from_snapshot "$m" 'postern_messages_accepted_total{source="http"}'); DELIVERED[$t]=0
   BACKLOG[$t]=${ACCEPTED[$t]}
@@ -133,11 +132,7 @@ BARE_PORT=$(free_port)
 "$WORK/bin/bare_axum" "$BARE_PORT" 2>/dev/null & BARE_PID=$!; PIDS+=("$BARE_PID")
 wait_port "$BARE_PORT"
 log "wrk -t$THREADS -c$CONNS -d${SECS}s on the bare axum handler"
-settle; t0=$(cpu_ticks "$BARE_PID")
-out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$BARE_PORT/v1/messages"); echo "$out" > "$WORK/wrk-bare.txt"
-CPU[bare]=$(us_per_req "$t0" "$(cpu_ticks "$BARE_PID")" "$(echo "$out" | wrk_requests)")
-RPS[bare]=$(echo "$out" | wrk_rps); P99[bare]=$(echo "$out" | wrk_p99)
-NON2XX[bare]=$(echo "$out" | wrk_non2xx); SOCKERR[bare]=$(echo "$out" | wrk_sockerr); REQS[bare]=$(echo "$out" | wrk_requests)
+wrk_row bare "$BARE_PID" "$WORK/sqlite.lua" "http://127.0.0.1:$BARE_PORT/v1/messages"
 # The generator's own floor: the bare handler at the same rate as Postern-on-SQLite's half load.
 log "open loop at ${H_OFFERED[sqlite-off]} req/s on the bare handler (the method's floor)"
 MEASURED_PID=$BARE_PID openloop_at bare "$BARE_PORT" "${H_OFFERED[sqlite-off]}"
@@ -155,11 +150,7 @@ for t in floor-file floor-sqlite floor-messages; do
   "$WORK/bin/durable_floor" "${mode[@]}" "127.0.0.1:$port" "$WORK/$t.data" 2>/dev/null & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
   wait_port "$port"
   log "wrk -t$THREADS -c$CONNS -d${SECS}s on the durable floor (${t#floor-})"
-  settle; t0=$(cpu_ticks "$FLOOR_PID")
-  out=$(run_wrk "$WORK/sqlite.lua" "$SECS" "http://127.0.0.1:$port/v1/messages"); echo "$out" > "$WORK/wrk-$t.txt"
-  CPU[$t]=$(us_per_req "$t0" "$(cpu_ticks "$FLOOR_PID")" "$(echo "$out" | wrk_requests)")
-  RPS[$t]=$(echo "$out" | wrk_rps); P99[$t]=$(echo "$out" | wrk_p99)
-  NON2XX[$t]=$(echo "$out" | wrk_non2xx); SOCKERR[$t]=$(echo "$out" | wrk_sockerr)
+  wrk_row "$t" "$FLOOR_PID" "$WORK/sqlite.lua" "http://127.0.0.1:$port/v1/messages"
   half=$(calc "round(${RPS[$t]} / 2)")
   log "open loop at $half req/s (half of its max) on the durable floor (${t#floor-})"
   MEASURED_PID=$FLOOR_PID openloop_at "$t" "$port" "$half"

@@ -137,7 +137,7 @@ async fn main() -> std::io::Result<()> {
         .with_state(tx);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!(
-        "durable_floor listening on {}, appending to {}",
+        "durable_floor listening on {}, storing to {}",
         listener.local_addr()?,
         path.display()
     );
@@ -232,14 +232,12 @@ fn sqlite_writer(mut db: rusqlite::Connection, mode: Mode, mut rx: mpsc::Receive
     let mut jobs = Vec::new();
     while rx.blocking_recv_many(&mut jobs, 1024) > 0 {
         let stored = db.transaction().and_then(|tx| {
-            {
-                for (body, _) in &jobs {
-                    if mode == Mode::Messages {
-                        insert_message(&tx, body)?;
-                    } else {
-                        tx.prepare_cached("INSERT INTO bodies (body) VALUES (?1)")?
-                            .execute([&body[..]])?;
-                    }
+            for (body, _) in &jobs {
+                if mode == Mode::Messages {
+                    insert_message(&tx, body)?;
+                } else {
+                    tx.prepare_cached("INSERT INTO bodies (body) VALUES (?1)")?
+                        .execute([&body[..]])?;
                 }
             }
             tx.commit()
